@@ -1,0 +1,1 @@
+"""The running service: settings, aiohttp app and routes, CLI, platform adapters, outbox sender."""

@@ -1,0 +1,1 @@
+"""Platform adapters: payload formats stop here."""

@@ -1,0 +1,1 @@
+"""DingTalk (钉钉): Stream receiver, HTTP callback, API client."""

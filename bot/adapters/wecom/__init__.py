@@ -1,0 +1,1 @@
+"""WeCom (企业微信): callback crypto, parsing, card rendering, async API client."""

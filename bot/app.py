@@ -1,0 +1,107 @@
+"""Composition root: settings → database → service → routes, channels, sender and scheduler."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from bot import api
+from bot.messages import OutMessage
+from bot.settings import Settings
+from domain.calendar import WorkCalendar
+from domain.roles import Role
+from handlers.chat import ChatHandlers
+from handlers.service import Supervision
+from storage.db import Database, open_database
+from storage.uow import UnitOfWorkFactory
+
+log = logging.getLogger("duban.app")
+
+Clock = Callable[[], dt.datetime]
+
+
+def system_clock() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass
+class Runtime:
+    """Everything one process holds for its lifetime; tests build it with their own clock."""
+
+    settings: Settings
+    db: Database
+    svc: Supervision
+    chat: ChatHandlers
+
+    async def close(self) -> None:
+        await self.db.dispose()
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+async def build_runtime(settings: Settings, clock: Clock = system_clock) -> Runtime:
+    db = open_database(settings.database_url)
+    uow = UnitOfWorkFactory(db)
+    async with uow.reader() as r:
+        overrides = await r.calendar.overrides()
+
+    def on_fallback(year: int) -> None:
+        log.warning("holiday calendar does not cover year; using Monday-Friday", extra={"year": year})
+
+    calendar = WorkCalendar(overrides, on_fallback=on_fallback)
+    svc = Supervision(uow, clock, calendar, settings.tz)
+    runtime = Runtime(settings, db, svc, ChatHandlers(svc))
+    await tell_office_about_calendar(svc)
+    return runtime
+
+
+async def tell_office_about_calendar(svc: Supervision) -> None:
+    """A year the holiday package does not cover falls back to Monday–Friday; the office hears it once
+    (the outbox dedup key is per year, so restarts and replicas do not repeat it)."""
+    today = svc.now().date()
+    missing = [y for y in (today.year, today.year + 1) if not svc.calendar.covers(y)]
+    if not missing:
+        return
+    async with svc.uow("system") as uow:
+        office = await uow.people.with_role(Role.OFFICE)
+        rows = []
+        for year in missing:
+            msg = OutMessage(
+                text=f"提示：节假日日历尚未包含 {year} 年，系统暂按周一至周五计算工作日。"
+                f"请在国务院公布 {year} 年放假安排后录入调休和节假日。",
+                title="工作日历提示",
+            )
+            rows += [(f"calendar-fallback:{year}:{p.id}", p.id, msg.to_dict()) for p in office]
+        await uow.outbox.add(rows, svc.now())
+        await uow.commit()
+
+
+def build_app(runtime: Runtime) -> web.Application:
+    settings = runtime.settings
+    app = web.Application(
+        client_max_size=settings.max_body_bytes, middlewares=[api.errors_middleware, api.auth_middleware]
+    )
+    app[RUNTIME] = runtime
+    app[api.SVC] = runtime.svc
+    app[api.TOKEN] = settings.api_token
+    api.setup_routes(app)
+    return app
+
+
+async def serve_app(settings: Settings, clock: Clock = system_clock) -> web.Application:
+    """The app `duban serve` runs: the runtime opens with the server and closes with it."""
+    runtime = await build_runtime(settings, clock)
+    app = build_app(runtime)
+    settings.log_channels()
+
+    async def lifetime(_: web.Application) -> AsyncIterator[None]:
+        yield
+        await runtime.close()
+
+    app.cleanup_ctx.append(lifetime)
+    return app

@@ -1,0 +1,1 @@
+"""Timed jobs: the 催办 ladder, digests, statistics, spot checks, lease recovery."""
