@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+import aiohttp
 from aiohttp import web
 
-from bot import api
+from bot import api, outbox_api
+from bot.adapters.base import Adapter
+from bot.adapters.wecom.adapter import WeComAdapter
+from bot.adapters.wecom.client import WeComClient
+from bot.adapters.wecom.crypto import CallbackCrypto
+from bot.adapters.wecom.receiver import WeComReceiver
+from bot.inbound import Inbound
 from bot.messages import OutMessage
+from bot.sender import Sender
 from bot.settings import Settings
 from domain.calendar import WorkCalendar
-from domain.roles import Role
+from domain.roles import Channel, Role
 from handlers.chat import ChatHandlers
 from handlers.service import Supervision
 from storage.db import Database, open_database
@@ -36,8 +46,31 @@ class Runtime:
     db: Database
     svc: Supervision
     chat: ChatHandlers
+    sender: Sender
+    inbound: Inbound
+    http: aiohttp.ClientSession | None = None
+    adapters: dict[Channel, Adapter] = field(default_factory=dict)
+    wecom: WeComReceiver | None = None
+    wecom_client: WeComClient | None = None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def start_background(self) -> None:
+        """The sender loop (and, later, the scheduler) run beside the server."""
+        self.tasks.append(asyncio.create_task(self.sender.run(self.stop), name="outbox-sender"))
 
     async def close(self) -> None:
+        self.stop.set()
+        for t in self.tasks:
+            try:
+                await asyncio.wait_for(t, timeout=10)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                t.cancel()
+        await self.inbound.close()
+        for adapter in self.adapters.values():
+            await adapter.close()
+        if self.http is not None:
+            await self.http.close()
         await self.db.dispose()
 
 
@@ -55,7 +88,27 @@ async def build_runtime(settings: Settings, clock: Clock = system_clock) -> Runt
 
     calendar = WorkCalendar(overrides, on_fallback=on_fallback)
     svc = Supervision(uow, clock, calendar, settings.tz)
-    runtime = Runtime(settings, db, svc, ChatHandlers(svc))
+    chat = ChatHandlers(svc)
+    adapters: dict[Channel, Adapter] = {}
+    http: aiohttp.ClientSession | None = None
+    wecom_client = None
+    if settings.wecom_enabled:
+        http = aiohttp.ClientSession()
+        wecom_client = WeComClient(
+            http,
+            base=settings.wecom_api_base,
+            corp_id=settings.wecom_corp_id,
+            secret=settings.wecom_secret,
+            agent_id=settings.wecom_agent_id,
+        )
+        adapters[Channel.WECOM] = WeComAdapter(wecom_client)
+    sender = Sender(db, adapters, clock)
+    svc.after_commit = sender.poke
+    inbound = Inbound(chat, db, clock, sender.poke)
+    runtime = Runtime(settings, db, svc, chat, sender, inbound, http, adapters, wecom_client=wecom_client)
+    if settings.wecom_enabled:
+        crypto = CallbackCrypto(settings.wecom_token, settings.wecom_encoding_aes_key, settings.wecom_corp_id)
+        runtime.wecom = WeComReceiver(crypto, settings.wecom_agent_id, inbound.dispatch)
     await tell_office_about_calendar(svc)
     return runtime
 
@@ -90,16 +143,20 @@ def build_app(runtime: Runtime) -> web.Application:
     app[api.SVC] = runtime.svc
     app[api.TOKEN] = settings.api_token
     api.setup_routes(app)
+    outbox_api.setup(app, runtime.db, runtime.sender.poke)
+    if runtime.wecom is not None:
+        runtime.wecom.routes(app)
     return app
 
 
 async def serve_app(settings: Settings, clock: Clock = system_clock) -> web.Application:
-    """The app `duban serve` runs: the runtime opens with the server and closes with it."""
+    """The app `duban serve` runs: the runtime and its background loops live as long as the server."""
     runtime = await build_runtime(settings, clock)
     app = build_app(runtime)
     settings.log_channels()
 
     async def lifetime(_: web.Application) -> AsyncIterator[None]:
+        runtime.start_background()
         yield
         await runtime.close()
 

@@ -94,3 +94,4 @@ class Reply:
 
     text: str
     card_update: str | None = None  # short outcome shown on the card, e.g. "已同意（张三）"
+    card_id: str | None = None  # the card that outcome belongs on

@@ -116,5 +116,6 @@ OPENAPI: dict[str, Any] = {
                                                   "schema": {"type": "string"}}]),
         },
         "/api/v1/openapi.json": {"get": {"summary": "本文档", "security": [], "responses": {"200": _resp("OpenAPI")}}},
+        "/healthz": {"get": {"summary": "健康检查（无需令牌）", "security": [], "responses": {"200": _resp("服务正常", {"type": "object"})}}},
     },
 }

@@ -351,8 +351,11 @@ class Item:
             if not pending:
                 raise InvalidTransition(f"事项 {self.code} 没有待审核的进展。")
             entry = pending[0]
+        elif entry.unit_id != branch.unit_id:
+            raise PermissionDenied("只有该进展所属单位的主要负责人可以审核。")
         elif entry not in pending:
             raise InvalidTransition("该进展已审核过。")
+        return_reason = None if approve else _text(reason, "退回理由")
         entry.reviewer_id = actor.id
         entry.reviewed_at = now
         if approve:
@@ -361,7 +364,7 @@ class Item:
             self._event("progress_published", actor, now, unit_id=entry.unit_id, text=entry.text)
         else:
             entry.status = ProgressStatus.RETURNED
-            entry.return_reason = _text(reason, "退回理由")
+            entry.return_reason = return_reason
             self._event("progress_returned", actor, now, unit_id=entry.unit_id, reason=entry.return_reason)
         return entry
 
@@ -425,8 +428,9 @@ class Item:
             perm.require_office(actor, "审核延期申请")
         stage = ext.status
         if not approve:
+            refuse_reason = _text(reason, "退回理由")
             ext.status = ExtensionStatus.REFUSED
-            ext.refuse_reason = _text(reason, "退回理由")
+            ext.refuse_reason = refuse_reason
             ext.decided_by, ext.decided_at = actor.id, now
             self._event("extension_refused", actor, now, stage=stage.value, reason=ext.refuse_reason)
             return ext

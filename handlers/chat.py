@@ -100,9 +100,15 @@ class ChatHandlers:
             return Reply(f"请直接回复退回 {press.code} 的理由（{int(PROMPT_TTL.total_seconds() // 60)} 分钟内有效）。")
         if press.action == "sign":
             await self._run(person, press.code, actions.sign(), channel, "sign")
-            return Reply(f"已签收 {press.code}。请按时办理，回复“进展 {press.code} 内容”报送进展。", card_update=f"已签收（{person.name}）")
+            return Reply(
+                f"已签收 {press.code}。请按时办理，回复“进展 {press.code} 内容”报送进展。",
+                card_update=f"已签收（{person.name}）",
+                card_id=press.card_id,
+            )
         item = await self._run(person, press.code, actions.decide(True, kind=kind), channel, "approve")
-        return Reply(f"已同意。{press.code} 当前状态：{item.status.label}。", card_update=f"已同意（{person.name}）")
+        return Reply(
+            f"已同意。{press.code} 当前状态：{item.status.label}。", card_update=f"已同意（{person.name}）", card_id=press.card_id
+        )
 
     async def _check_decision(self, person: Person, code: str, kind: str | None) -> None:
         item, _, _ = await self.svc.visible_item(person, code)
@@ -129,8 +135,11 @@ class ChatHandlers:
             item = await self._run(
                 person, prompt.item_code, actions.decide(False, kind=prompt.decision, reason=text), channel, "return"
             )
-            return Reply(f"已退回 {prompt.item_code}，理由已转告办理单位。当前状态：{item.status.label}。",
-                         card_update=f"已退回（{person.name}）")
+            return Reply(
+                f"已退回 {prompt.item_code}，理由已转告办理单位。当前状态：{item.status.label}。",
+                card_update=f"已退回（{person.name}）",
+                card_id=prompt.card_id,
+            )
         return await self._command(person, text, channel)
 
     async def _command(self, person: Person, text: str, channel: str) -> Reply:

@@ -63,6 +63,7 @@ class Supervision:
         self._clock = clock
         self.calendar = calendar
         self.tz = tz
+        self.after_commit: Callable[[], None] = lambda: None  # wakes the outbox sender in this process
 
     def now(self) -> dt.datetime:
         """The office's local time: deadlines are Asia/Shanghai dates."""
@@ -119,6 +120,7 @@ class Supervision:
             events = await uow.save(item)
             await self._queue(uow, item, events, actor, now)
             await uow.commit()
+        self.after_commit()
         log.info("item created", extra={"code": item.code, "kind": item.kind.value, "channel": channel})
         return item
 
@@ -138,6 +140,7 @@ class Supervision:
                     events = await uow.save(item)
                     await self._queue(uow, item, events, actor, now)
                     await uow.commit()
+                self.after_commit()
                 log.info("item changed", extra={"code": code, "op": what, "actor": actor.id, "channel": channel})
                 return item
             except ConcurrentUpdate:
@@ -265,6 +268,7 @@ class Supervision:
                 [(f"notice:{notice_id}:{p.id}", p.id, msg.to_dict()) for p in principals if p.id != actor.id], now
             )
             await uow.commit()
+        self.after_commit()
         return len(principals)
 
     async def statistics(self) -> list[UnitStats]:

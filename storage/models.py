@@ -233,3 +233,20 @@ class PromptRow(Base):
     decision: Mapped[str | None] = mapped_column(String(16))
     card_id: Mapped[str | None] = mapped_column(String(128))
     expires_at: Mapped[dt.datetime] = mapped_column(TS)
+
+
+class CardRow(Base):
+    """A card we sent: its platform id (WeCom task_id / DingTalk outTrackId), whose decision it offers,
+    and the single-use code that lets us update it later (WeCom: 72 h)."""
+
+    __tablename__ = "cards"
+    card_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    item_code: Mapped[str] = mapped_column(String(16), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    response_code: Mapped[str | None] = mapped_column(String(200))
+    response_code_at: Mapped[dt.datetime | None] = mapped_column(TS)
+    state: Mapped[str] = mapped_column(String(12), default="open")
+    outcome: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(TS)

@@ -35,6 +35,7 @@ from domain.roles import Channel, Person, Role, Unit
 from storage.models import (
     BranchRow,
     CalendarOverrideRow,
+    CardRow,
     CodeCounterRow,
     EventRow,
     ExtensionRow,
@@ -605,3 +606,58 @@ class PromptRepository:
         )
         row = (await self.s.execute(stmt)).first()
         return Prompt(*row) if row else None
+
+
+@dataclasses.dataclass(frozen=True)
+class Card:
+    card_id: str
+    channel: str
+    recipient_id: int
+    item_code: str
+    kind: str
+    response_code: str | None
+    response_code_at: dt.datetime | None
+    state: str
+
+
+def _card(r: CardRow) -> Card:
+    return Card(r.card_id, r.channel, r.recipient_id, r.item_code, r.kind, r.response_code, r.response_code_at, r.state)
+
+
+class CardRepository:
+    """Cards we sent (WeCom task_id / DingTalk outTrackId), whose decision they offer, and the single-use
+    code that updates each one later."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def record(self, card: Card, now: dt.datetime) -> None:
+        stmt = dialect_insert(self.s, CardRow).values(**dataclasses.asdict(card), created_at=now)
+        await self.s.execute(stmt.on_conflict_do_nothing(index_elements=["card_id"]))
+
+    async def get(self, card_id: str) -> Card | None:
+        row = await self.s.get(CardRow, card_id)
+        return _card(row) if row else None
+
+    async def keep_response_code(self, card_id: str, code: str, now: dt.datetime) -> None:
+        await self.s.execute(update(CardRow).where(CardRow.card_id == card_id).values(response_code=code, response_code_at=now))
+
+    async def close(self, card_id: str, outcome: str) -> None:
+        await self.s.execute(
+            update(CardRow).where(CardRow.card_id == card_id).values(state="done", outcome=outcome[:100], response_code=None)
+        )
+
+    async def close_all(self, item_code: str, kind: str, outcome: str) -> list[Card]:
+        """Mark every open card for this decision done; return them as they were (with unused codes)."""
+        rows = (
+            await self.s.execute(
+                select(CardRow).where(CardRow.item_code == item_code, CardRow.kind == kind, CardRow.state == "open")
+            )
+        ).scalars().all()
+        out = [_card(r) for r in rows]
+        await self.s.execute(
+            update(CardRow)
+            .where(CardRow.card_id.in_([c.card_id for c in out]))
+            .values(state="done", outcome=outcome[:100], response_code=None)
+        )
+        return out

@@ -10,6 +10,7 @@ from domain.items import Item, ItemEvent
 from storage.db import Database
 from storage.repositories import (
     CalendarRepository,
+    CardRepository,
     EventRepository,
     ItemRepository,
     LedgerRepository,
@@ -43,6 +44,7 @@ class SqlUnitOfWork:
         self.ledger = LedgerRepository(s)
         self.calendar = CalendarRepository(s)
         self.prompts = PromptRepository(s)
+        self.cards = CardRepository(s)
         self.committed = False
         return self
 

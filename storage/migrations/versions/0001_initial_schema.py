@@ -70,6 +70,23 @@ def upgrade() -> None:
     sa.UniqueConstraint('unit_id', 'name', name='uq_people_unit_name'),
     sa.UniqueConstraint('wecom_id', name=op.f('uq_people_wecom_id'))
     )
+    op.create_table('cards',
+    sa.Column('card_id', sa.String(length=128), nullable=False),
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('recipient_id', sa.Integer(), nullable=False),
+    sa.Column('item_code', sa.String(length=16), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('response_code', sa.String(length=200), nullable=True),
+    sa.Column('response_code_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('state', sa.String(length=12), nullable=False),
+    sa.Column('outcome', sa.String(length=100), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['recipient_id'], ['people.id'], name=op.f('fk_cards_recipient_id_people')),
+    sa.PrimaryKeyConstraint('card_id', name=op.f('pk_cards'))
+    )
+    with op.batch_alter_table('cards', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_cards_item_code'), ['item_code'], unique=False)
+
     op.create_table('items',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('code', sa.String(length=16), nullable=False),
@@ -248,6 +265,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_items_deadline'))
 
     op.drop_table('items')
+    with op.batch_alter_table('cards', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_cards_item_code'))
+
+    op.drop_table('cards')
     op.drop_table('people')
     with op.batch_alter_table('ledger_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_ledger_entries_unit_id'))
