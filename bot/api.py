@@ -409,7 +409,7 @@ async def post_ledger(request: web.Request) -> web.Response:
         doc_number=f.text("doc_number", "文号", required=True),
         responsible=f.text("responsible", "责任人", required=True),
         deadline=f.date("deadline", "办结时限"),
-        summary=f.text("summary", "办理情况摘要"),
+        summary=_required_text(f, "summary", "办理情况摘要"),
         now=now,
         confidential=f.flag("confidential", "涉密标记"),
     )
@@ -417,9 +417,18 @@ async def post_ledger(request: web.Request) -> web.Response:
     return ok({"id": entry.id}, status=201)
 
 
+def _required_text(f: Fields, key: str, label: str) -> str:
+    v = f.text(key, label, required=True)
+    if not v.strip():
+        raise ValidationError(f"{label}（{key}）不能为空。")
+    return v
+
+
 async def get_ledger(request: web.Request) -> web.Response:
     svc = request.app[SVC]
-    name = request.query.get("unit", "")
+    name = request.query.get("unit", "").strip()
+    if not name:
+        raise ValidationError("缺少参数 unit（单位名称）。")
     async with svc.uow.reader() as uow:
         unit = await uow.units.by_name(name)
         if unit is None:

@@ -108,7 +108,7 @@ OPENAPI: dict[str, Any] = {
         },
         "/api/v1/ledger": {
             "post": _op("登记来文落实情况办理台账", "已登记", {"type": "object", "required": [
-                "unit", "doc_title", "doc_number", "responsible", "deadline"], "properties": {
+                "unit", "doc_title", "doc_number", "responsible", "deadline", "summary"], "properties": {
                 "unit": {"type": "string"}, "doc_title": {"type": "string"}, "doc_number": {"type": "string"},
                 "responsible": {"type": "string"}, "deadline": {"type": "string", "format": "date"},
                 "summary": {"type": "string"}, "confidential": {"type": "boolean"}}}, status="201"),

@@ -345,6 +345,8 @@ class Item:
         self, actor: Person, approve: bool, now: dt.datetime, *, reason: str = "", entry: ProgressEntry | None = None
     ) -> ProgressEntry:
         """The principal agrees (published: shown at once) or returns it with a reason (第七条 2)."""
+        if self.status not in OPEN_STATUSES:
+            raise InvalidTransition(f"事项 {self.code} 当前状态为“{self.status.label}”，进展无需再审核。")
         branch = perm.principal_branch(self, actor)
         pending = self.pending_progress(branch.unit_id)
         if entry is None:
@@ -422,6 +424,8 @@ class Item:
         ext = self.pending_extension
         if ext is None:
             raise InvalidTransition(f"事项 {self.code} 没有待审核的延期申请。")
+        if self.status is not Status.IN_PROGRESS:
+            raise InvalidTransition(f"事项 {self.code} 当前状态为“{self.status.label}”，延期申请不再审核。")
         if ext.status is ExtensionStatus.PENDING_PRINCIPAL:
             perm.require_lead_principal(self, actor, "审核延期申请")
         else:
@@ -490,11 +494,11 @@ class Item:
             except PermissionDenied:
                 pass
         ext = self.pending_extension
-        if ext is not None:
+        if ext is not None and self.status is Status.IN_PROGRESS:
             if (ext.status is ExtensionStatus.PENDING_PRINCIPAL and perm.is_principal_of(actor, self.lead_unit_id)) or (
                 ext.status is ExtensionStatus.PENDING_OFFICE and actor.is_office
             ):
                 out.append("extension")
-        if any(perm.is_principal_of(actor, p.unit_id) for p in self.pending_progress()):
+        if self.status in OPEN_STATUSES and any(perm.is_principal_of(actor, p.unit_id) for p in self.pending_progress()):
             out.append("progress")
         return out

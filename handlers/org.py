@@ -96,6 +96,7 @@ async def import_org(svc: Supervision, actor: Person, specs: Sequence[PersonSpec
                     raise
                 raise ImportRefused([(s.line, "企业微信ID或钉钉ID与系统中其他人员重复。")]) from None
         await uow.commit()
+    svc.committed()
     return len(specs)
 
 
@@ -141,4 +142,5 @@ async def import_tasks(
             await svc._queue(uow, item, events, actor, now)
             result.created.append(code)
         await uow.commit()
+    svc.committed()
     return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from domain.stats import UnitStats
 from domain.stats import compute as compute_stats
 from domain.views import ItemSummary, Prompt
 from bot.messages import OutMessage
+from handlers.cache import MISSING, ReadCache
 from handlers.ports import UnitOfWork, UnitOfWorkFactory
 from handlers.render import Names, render_notice
 
@@ -64,6 +66,12 @@ class Supervision:
         self.calendar = calendar
         self.tz = tz
         self.after_commit: Callable[[], None] = lambda: None  # wakes the outbox sender in this process
+        self.cache = ReadCache()
+
+    def committed(self) -> None:
+        """Every write of this process ends here: the read cache forgets, the sender wakes."""
+        self.cache.bump()
+        self.after_commit()
 
     def now(self) -> dt.datetime:
         """The office's local time: deadlines are Asia/Shanghai dates."""
@@ -120,7 +128,7 @@ class Supervision:
             events = await uow.save(item)
             await self._queue(uow, item, events, actor, now)
             await uow.commit()
-        self.after_commit()
+        self.committed()
         log.info("item created", extra={"code": item.code, "kind": item.kind.value, "channel": channel})
         return item
 
@@ -140,7 +148,7 @@ class Supervision:
                     events = await uow.save(item)
                     await self._queue(uow, item, events, actor, now)
                     await uow.commit()
-                self.after_commit()
+                self.committed()
                 log.info("item changed", extra={"code": code, "op": what, "actor": actor.id, "channel": channel})
                 return item
             except ConcurrentUpdate:
@@ -225,23 +233,47 @@ class Supervision:
     # ---- people, prompts, notices, statistics -------------------------------------------------------
 
     async def person_for(self, channel: Channel, platform_id: str) -> Person | None:
-        async with self.uow.reader() as uow:
-            return await uow.people.by_platform(channel, platform_id)
+        key = ("person", channel, platform_id)
+        found = self.cache.get(key)
+        if found is MISSING:
+            gen = self.cache.generation
+            async with self.uow.reader() as uow:
+                found = await uow.people.by_platform(channel, platform_id)
+            self.cache.put(key, found, gen)
+        return found  # type: ignore[no-any-return]
 
     async def ask(self, prompt: Prompt) -> None:
         async with self.uow("chat") as uow:
             await uow.prompts.put(prompt)
             await uow.commit()
+        self.committed()
 
     async def take_prompt(self, person: Person) -> Prompt | None:
+        """Most messages answer no question: a (cached) read decides before any write is spent."""
+        key = ("prompt", person.id)
+        waiting = self.cache.get(key)
+        if waiting is MISSING:
+            gen = self.cache.generation
+            async with self.uow.reader() as uow:
+                waiting = await uow.prompts.exists(person.id)
+            self.cache.put(key, waiting, gen)
+        if not waiting:
+            return None
         async with self.uow("chat") as uow:
             prompt = await uow.prompts.take(person.id)
             await uow.commit()
-            return prompt
+        self.committed()
+        return prompt
 
     async def todo(self, person: Person) -> list[ItemSummary]:
-        async with self.uow.reader() as uow:
-            return [s for s, _ in await uow.items.open_for_person(person)]
+        key = ("todo", person.id)
+        items = self.cache.get(key)
+        if items is MISSING:
+            gen = self.cache.generation
+            async with self.uow.reader() as uow:
+                items = [s for s, _ in await uow.items.open_for_person(person)]
+            self.cache.put(key, items, gen)
+        return items  # type: ignore[no-any-return]
 
     async def broadcast(self, actor: Person, text: str, channel: str, unit_names: Iterable[str] = ()) -> int:
         """通报 (第十一条): to the principals of the named units, or of every unit; one outbox row each."""
@@ -260,7 +292,9 @@ class Supervision:
                     principals += await uow.people.with_role(Role.PRINCIPAL, uid)
             else:
                 principals = await uow.people.with_role(Role.PRINCIPAL)
-            notice_id = f"{now:%Y%m%d%H%M%S%f}"
+            # unique per notice: a timestamp alone collides for two notices in the same instant, and the
+            # outbox would then drop the second one as a duplicate of the first
+            notice_id = f"{now:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:12]}"
             ev = ItemEvent("notice", actor.id or None, now, {"text": body, "units": list(unit_names), "id": notice_id})
             await uow.events.record(None, [ev], channel)
             msg = OutMessage(text=f"【通报】{body}", title="学校办公室通报")
@@ -268,7 +302,7 @@ class Supervision:
                 [(f"notice:{notice_id}:{p.id}", p.id, msg.to_dict()) for p in principals if p.id != actor.id], now
             )
             await uow.commit()
-        self.after_commit()
+        self.committed()
         return len(principals)
 
     async def statistics(self) -> list[UnitStats]:
@@ -286,4 +320,5 @@ class Supervision:
             ev = ItemEvent("ledger_entry_added", actor.id or None, self.now(), {"unit_id": entry.unit_id, "doc": entry.doc_title})
             await uow.events.record(None, [ev], channel)
             await uow.commit()
+        self.committed()
         return entry

@@ -2,8 +2,8 @@
 
 SQLite runs in WAL mode with a busy timeout, and write transactions start with `BEGIN IMMEDIATE` so a
 read-then-write transaction takes the write lock up front instead of failing with "database is locked"
-when two writers upgrade at once. Read-only work uses a second engine with plain deferred `BEGIN`, so
-readers never queue behind writers.
+when two writers upgrade at once. Read-only work uses a second engine in autocommit, so readers never
+queue behind writers and pay no transaction round trips.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
-def _sqlite_setup(engine: AsyncEngine, begin: str) -> None:
+def _sqlite_setup(engine: AsyncEngine, begin: str | None) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
@@ -28,6 +28,9 @@ def _sqlite_setup(engine: AsyncEngine, begin: str) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+
+    if begin is None:
+        return
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -61,8 +64,12 @@ def open_database(url: str, *, pool_size: int = 5) -> Database:
             raise ValueError("SQLite needs a file path: an in-memory database would be one per connection")
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
         _sqlite_setup(engine, "BEGIN IMMEDIATE")
-        read_engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
-        _sqlite_setup(read_engine, "BEGIN")
+        # Reads run in autocommit: no BEGIN, and nothing to roll back when the connection returns to
+        # the pool. Each SELECT sees one committed state; a multi-statement read is for display only.
+        read_engine = create_async_engine(
+            url, pool_size=pool_size, max_overflow=pool_size, pool_reset_on_return=None
+        )
+        _sqlite_setup(read_engine, None)
     else:
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True)
         read_engine = engine

@@ -599,6 +599,10 @@ class PromptRepository:
         )
         await self.s.execute(stmt)
 
+    async def exists(self, person_id: int) -> bool:
+        q = select(PromptRow.person_id).where(PromptRow.person_id == person_id)
+        return (await self.s.execute(q)).first() is not None
+
     async def take(self, person_id: int) -> Prompt | None:
         """Remove and return the person's open question, if any (expired ones too: the caller says so)."""
         stmt = delete(PromptRow).where(PromptRow.person_id == person_id).returning(

@@ -51,11 +51,9 @@ class SqlUnitOfWork:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        try:
-            if not self.committed:
-                await self.session.rollback()
-        finally:
-            await self.session.close()
+        # close() hands the connection back to the pool, which rolls back anything uncommitted: one
+        # round trip, where an explicit rollback() first would cost a second one on every read.
+        await self.session.close()
 
     async def save(self, item: Item) -> list[ItemEvent]:
         """Persist an item and append its new events to the audit trail in this transaction.
