@@ -90,7 +90,7 @@ async def _body(request: web.Request) -> dict[str, Any]:
     raw = await request.read()  # client_max_size enforces the size limit (413)
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         raise ValidationError("请求体不是有效的 JSON。", code="malformed_json") from None
     if not isinstance(data, dict):
         raise ValidationError("请求体应为 JSON 对象。", code="malformed_json")
@@ -361,7 +361,7 @@ async def post_org(request: web.Request) -> web.Response:
                 raise ValidationError("应为对象。")
             pf = Fields(p, {"unit", "name", "roles", "wecom_id", "dingtalk_id", "units_in_charge", "preferred_channel"})
             roles_v = pf.d.get("roles")
-            roles_text = "、".join(roles_v) if isinstance(roles_v, list) else pf.text("roles", "角色", required=True)
+            roles_text = "、".join(pf.texts("roles", "角色")) if isinstance(roles_v, list) else pf.text("roles", "角色", required=True)
             roles = parse_roles(roles_text)
             wecom, ding = pf.text("wecom_id", "企业微信ID") or None, pf.text("dingtalk_id", "钉钉ID") or None
             if not (wecom or ding):
@@ -374,8 +374,8 @@ async def post_org(request: web.Request) -> web.Response:
                 raise ValidationError("首选渠道应为 wecom 或 dingtalk。")
             specs.append(
                 PersonSpec(
-                    unit=pf.text("unit", "单位", required=True).strip(),
-                    name=pf.text("name", "姓名", required=True).strip(),
+                    unit=_required_text(pf, "unit", "单位").strip(),
+                    name=_required_text(pf, "name", "姓名").strip(),
                     roles=roles,
                     wecom_id=wecom,
                     dingtalk_id=ding,

@@ -26,6 +26,7 @@ from domain.calendar import WorkCalendar
 from domain.roles import Channel, Role
 from handlers.chat import ChatHandlers
 from handlers.service import Supervision
+from scheduler.jobs import Jobs
 from storage.db import Database, open_database
 from storage.uow import UnitOfWorkFactory
 
@@ -52,14 +53,19 @@ class Runtime:
     adapters: dict[Channel, Adapter] = field(default_factory=dict)
     wecom: WeComReceiver | None = None
     wecom_client: WeComClient | None = None
+    jobs: Jobs | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def start_background(self) -> None:
-        """The sender loop (and, later, the scheduler) run beside the server."""
+        """The sender loop and the scheduler run beside the server."""
         self.tasks.append(asyncio.create_task(self.sender.run(self.stop), name="outbox-sender"))
+        if self.jobs is not None and self.settings.scheduler:
+            self.jobs.start()
 
     async def close(self) -> None:
+        if self.jobs is not None:
+            self.jobs.stop()
         self.stop.set()
         for t in self.tasks:
             try:
@@ -88,7 +94,7 @@ async def build_runtime(settings: Settings, clock: Clock = system_clock) -> Runt
 
     calendar = WorkCalendar(overrides, on_fallback=on_fallback)
     svc = Supervision(uow, clock, calendar, settings.tz)
-    chat = ChatHandlers(svc)
+    chat = ChatHandlers(svc, spot_check_units=settings.spot_check_units)
     adapters: dict[Channel, Adapter] = {}
     http: aiohttp.ClientSession | None = None
     wecom_client = None
@@ -105,7 +111,16 @@ async def build_runtime(settings: Settings, clock: Clock = system_clock) -> Runt
     sender = Sender(db, adapters, clock)
     svc.after_commit = sender.poke
     inbound = Inbound(chat, db, clock, sender.poke)
-    runtime = Runtime(settings, db, svc, chat, sender, inbound, http, adapters, wecom_client=wecom_client)
+    jobs = Jobs(
+        db,
+        svc,
+        settings.ladder,
+        report_at=settings.report_at,
+        spot_check_units=settings.spot_check_units,
+        sweep_minutes=settings.sweep_minutes,
+        poke=sender.poke,
+    )
+    runtime = Runtime(settings, db, svc, chat, sender, inbound, http, adapters, wecom_client=wecom_client, jobs=jobs)
     if settings.wecom_enabled:
         crypto = CallbackCrypto(settings.wecom_token, settings.wecom_encoding_aes_key, settings.wecom_corp_id)
         runtime.wecom = WeComReceiver(crypto, settings.wecom_agent_id, inbound.dispatch)

@@ -14,7 +14,7 @@ from aiohttp import web
 from bot import logs
 from bot.importing import parse_org_file, parse_task_ledger
 from bot.settings import Settings
-from domain.errors import DomainError
+from domain.errors import DomainError, ValidationError
 from domain.roles import SYSTEM_OFFICE
 from handlers.org import ImportRefused, PersonSpec, TaskSpec, import_org, import_tasks
 from handlers.views import stats_text
@@ -45,6 +45,13 @@ def _parser() -> argparse.ArgumentParser:
     ii = items_sub.add_parser("import", help="the periodic task ledger (任务台账); preview unless --commit")
     ii.add_argument("file", type=Path)
     ii.add_argument("--commit", action="store_true", help="create the rows as drafts awaiting the leader")
+
+    rm = sub.add_parser("remind", help="run one reminder sweep now and send what is due")
+    rm.add_argument("--at", help="as of this ISO time (default: now), e.g. 2026-12-07T09:00+08:00")
+
+    ob = sub.add_parser("outbox", help="dead letters and other outbound messages")
+    ob.add_argument("--status", default="dead", choices=["pending", "leased", "sent", "dead"])
+    ob.add_argument("--requeue", type=int, nargs="*", metavar="ID", help="send these dead letters again")
 
     st = sub.add_parser("stats", help="per-unit statistics")
     st.add_argument("--xlsx", type=Path, help="also write a workbook")
@@ -121,6 +128,29 @@ async def _async_dispatch(args: argparse.Namespace, settings: Settings) -> int:
             else:
                 print(f"预览通过，共 {len(specs_t)} 行。加 --commit 创建为草稿。")
             return 0
+        if args.cmd == "remind":
+            at = _parse_at(args.at, settings) if args.at else svc.now()
+            assert runtime.jobs is not None
+            result = await runtime.jobs.sweep(at)
+            if result.held:
+                print(f"本次未发送：{HELD.get(result.held, result.held)}。")
+                return 0
+            sent = await runtime.sender.drain()
+            print(f"检查 {result.items} 项，新触发提醒 {result.fresh} 条，生成 {result.messages} 条汇总消息，已发送 {sent} 条。")
+            return 0
+        if args.cmd == "outbox":
+            from storage import outbox as ob
+
+            if args.requeue:
+                n = await ob.requeue_dead(runtime.db, args.requeue, svc.now())
+                print(f"已重新排队 {n} 条。")
+                return 0
+            rows = await ob.listing(runtime.db, args.status)
+            counts = await ob.counts(runtime.db)
+            print("，".join(f"{k} {v}" for k, v in sorted(counts.items())) or "发件箱为空。")
+            for r in rows:
+                print(f"#{r.id} 收件人 {r.recipient_id} 尝试 {r.attempts} 次｜{r.last_error or ''}｜{r.text[:40]}")
+            return 0
         if args.cmd == "stats":
             rows = await svc.statistics()
             print(stats_text(rows))
@@ -133,6 +163,17 @@ async def _async_dispatch(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await runtime.close()
     return 2
+
+
+HELD = {"non-working day": "今天不是工作日", "quiet hours": "处于免打扰时段", "another replica is sweeping": "另一实例正在执行"}
+
+
+def _parse_at(text: str, settings: Settings) -> dt.datetime:
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"时间“{text}”格式不对，应形如 2026-12-07T09:00。") from None
+    return at if at.tzinfo else at.replace(tzinfo=settings.tz)
 
 
 if __name__ == "__main__":

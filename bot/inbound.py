@@ -105,16 +105,23 @@ class Inbound:
             rows: list[tuple[str, int | None, dict[str, Any]]] = []
             if inc.press is not None or not reply_inline:
                 rows.append((f"reply:{inc.channel}:{inc.event_key}", person.id, OutMessage(text=reply.text).to_dict()))
-            rows += await self._card_updates(uow, inc, reply)
+            rows += await self._card_updates(uow, inc, reply, person.id)
             await uow.outbox.add(rows, now)
             await uow.commit()
         self.poke()
 
-    async def _card_updates(self, uow: SqlUnitOfWork, inc: Incoming, reply: Reply) -> list[tuple[str, int | None, dict[str, Any]]]:
+    async def _card_updates(
+        self, uow: SqlUnitOfWork, inc: Incoming, reply: Reply, person_id: int
+    ) -> list[tuple[str, int | None, dict[str, Any]]]:
         press = inc.press
         card_id = reply.card_id or (press.card_id if press else None)
         card = await uow.cards.get(card_id) if card_id else None
         if card is None:
+            return []
+        if card.recipient_id != person_id:
+            # a press naming someone else's card (forged or misrouted): refused by the handlers, and it
+            # must not close or mark the owner's card, which still waits for the owner's decision
+            log.warning("press on a card of another person ignored", extra={"card": card.card_id, "by": person_id})
             return []
         if press is not None and press.action == "return" and not reply.card_update:
             # waiting for the reason: keep the click's single-use code to update the card afterwards

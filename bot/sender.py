@@ -8,6 +8,7 @@ itself), batches identical texts, and records each outcome: sent, retry with bac
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
 import logging
@@ -103,6 +104,7 @@ class Sender:
 
         recent = await ob.recent_sends(self.db, list(people), now - dt.timedelta(minutes=1))
         texts: dict[tuple[Channel, str], list[tuple[ob.Claimed, str]]] = defaultdict(list)
+        files: dict[tuple[Channel, str, str], list[tuple[ob.Claimed, str]]] = defaultdict(list)
         for row in rows:
             person = people.get(row.recipient_id or -1)
             target = _target(person, self.adapters)
@@ -119,6 +121,9 @@ class Sender:
             if payload.get("type") == "card_update":
                 out = await adapter.update_card(uid, payload["card_id"], payload.get("response_code"), payload["outcome"])
                 (sent.append(row.id) if out.status is Delivery.SENT else fail(row, out))
+                continue
+            if payload.get("type") == "file":
+                files[(channel, payload["filename"], payload["data_b64"])].append((row, uid))
                 continue
             msg = OutMessage.from_dict(payload)
             if msg.is_card:
@@ -138,19 +143,27 @@ class Sender:
                 continue
             texts[(channel, json.dumps(payload, sort_keys=True, ensure_ascii=False))].append((row, uid))
 
+        def settle(chunk: list[tuple[ob.Claimed, str]], out: Outcome) -> None:
+            for row, uid in chunk:
+                if out.status is Delivery.SENT and uid.lower() not in out.invalid_users:
+                    sent.append(row.id)
+                elif out.status is Delivery.SENT:
+                    dead.append((row.id, "platform says the user is invalid"))
+                else:
+                    fail(row, out)
+
         for (channel, _), group in texts.items():
             adapter = self.adapters[channel]
             msg = OutMessage.from_dict(group[0][0].payload)
             for start in range(0, len(group), adapter.batch_limit):
                 chunk = group[start : start + adapter.batch_limit]
-                out = await adapter.send_text([uid for _, uid in chunk], msg)
-                for row, uid in chunk:
-                    if out.status is Delivery.SENT and uid.lower() not in out.invalid_users:
-                        sent.append(row.id)
-                    elif out.status is Delivery.SENT:
-                        dead.append((row.id, "platform says the user is invalid"))
-                    else:
-                        fail(row, out)
+                settle(chunk, await adapter.send_text([uid for _, uid in chunk], msg))
+        for (channel, filename, data), group in files.items():
+            adapter = self.adapters[channel]
+            kind = str(group[0][0].payload.get("kind", "file"))
+            for start in range(0, len(group), adapter.batch_limit):
+                chunk = group[start : start + adapter.batch_limit]
+                settle(chunk, await adapter.send_file([uid for _, uid in chunk], kind, filename, base64.b64decode(data)))
         await ob.finish(self.db, self.owner, self.clock(), sent, retry, dead)
         await ob.release(self.db, self.owner, release, now + dt.timedelta(seconds=60))
         if dead:

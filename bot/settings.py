@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from domain.reminders import Ladder
 
 log = logging.getLogger("duban.settings")
 
@@ -20,6 +23,15 @@ class Settings(BaseSettings):
     timezone: str = Field("Asia/Shanghai", validation_alias="DUBAN_TIMEZONE")
     log_level: str = Field("INFO", validation_alias="DUBAN_LOG_LEVEL")
     max_body_bytes: int = Field(1024 * 1024, validation_alias="DUBAN_MAX_BODY_BYTES")
+    scheduler: bool = Field(True, validation_alias="DUBAN_SCHEDULER")
+    quiet_hours: str = Field("22:00-08:00", validation_alias="DUBAN_QUIET_HOURS")
+    sweep_minutes: int = Field(10, validation_alias="DUBAN_SWEEP_MINUTES")
+    report_time: str = Field("09:00", validation_alias="DUBAN_REPORT_TIME")
+    spot_check_units: int = Field(3, validation_alias="DUBAN_SPOTCHECK_UNITS")
+    due_soon_days: int = Field(3, validation_alias="DUBAN_DUE_SOON_DAYS")
+    escalate_days: int = Field(3, validation_alias="DUBAN_ESCALATE_DAYS")
+    slow_days: int = Field(10, validation_alias="DUBAN_SLOW_DAYS")
+    periodic_report_day: int = Field(25, validation_alias="DUBAN_PERIODIC_REPORT_DAY")
 
     wecom_corp_id: str = Field("", validation_alias="WECOM_CORP_ID")
     wecom_agent_id: int = Field(0, validation_alias="WECOM_AGENT_ID")
@@ -36,6 +48,22 @@ class Settings(BaseSettings):
     dingtalk_mode: str = Field("stream", validation_alias="DINGTALK_MODE")
     dingtalk_api_base: str = Field("https://api.dingtalk.com", validation_alias="DINGTALK_API_BASE")
     dingtalk_oapi_base: str = Field("https://oapi.dingtalk.com", validation_alias="DINGTALK_OAPI_BASE")
+
+    @cached_property
+    def ladder(self) -> Ladder:
+        start, _, end = self.quiet_hours.partition("-")
+        return Ladder(
+            due_soon_days=self.due_soon_days,
+            escalate_days=self.escalate_days,
+            slow_days=self.slow_days,
+            periodic_day=self.periodic_report_day,
+            quiet_start=dt.time.fromisoformat(start.strip()),
+            quiet_end=dt.time.fromisoformat(end.strip()),
+        )
+
+    @cached_property
+    def report_at(self) -> dt.time:
+        return dt.time.fromisoformat(self.report_time)
 
     @cached_property
     def tz(self) -> ZoneInfo:

@@ -47,3 +47,17 @@ class Prompt:
     decision: str | None
     card_id: str | None
     expires_at: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class SpotCheck:
+    """抽查 (第十一条): a unit drawn in a month, and what its principal answered about the ledger."""
+
+    id: int
+    month: str
+    unit_id: int
+    ledger_entries: int
+    asked_at: dt.datetime
+    answered_by: int | None
+    answered_at: dt.datetime | None
+    answer: str | None

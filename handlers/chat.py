@@ -17,7 +17,7 @@ from domain.errors import DomainError, ValidationError
 from domain.items import Item
 from domain.roles import Channel, Person, Role
 from domain.views import Prompt
-from handlers import actions
+from handlers import actions, spotcheck
 from handlers.service import Operation, Supervision
 from handlers.views import detail_text, stats_text, todo_text
 
@@ -44,9 +44,9 @@ USAGE = {
 HELP_COMMON = "待办 · 查看 编号"
 HELP_BY_ROLE = {
     Role.HANDLER: "签收 编号 · 进展 编号 内容 · 办结 编号 结果 · 延期 编号 日期 理由 · 归档 编号",
-    Role.PRINCIPAL: "指派 编号 姓名 · 同意 编号 · 退回 编号 理由",
+    Role.PRINCIPAL: "指派 编号 姓名 · 同意 编号 · 退回 编号 理由 · 确认台账 [说明]",
     Role.LEADER: "同意 编号 · 退回 编号 理由",
-    Role.OFFICE: "催办 编号 [说明] · 撤销 编号 理由 · 通报 内容 · 统计 · 同意/退回 编号",
+    Role.OFFICE: "催办 编号 [说明] · 撤销 编号 理由 · 通报 内容 · 统计 · 抽查 · 同意/退回 编号",
 }
 
 _SPLIT = re.compile(r"[\s:：]+")
@@ -73,8 +73,9 @@ def parse_date(text: str) -> dt.date:
 
 
 class ChatHandlers:
-    def __init__(self, svc: Supervision) -> None:
+    def __init__(self, svc: Supervision, *, spot_check_units: int = 3) -> None:
         self.svc = svc
+        self.spot_check_units = spot_check_units
 
     async def handle(self, inc: Incoming) -> Reply:
         try:
@@ -252,13 +253,28 @@ class ChatHandlers:
         if body.startswith(("@", "＠")):
             target, _, body = body[1:].partition(" ")
             units = [u for u in re.split(r"[、,，]", target) if u.strip()]
-        count = await self.svc.broadcast(person, body, channel, units)
+        try:
+            count = await self.svc.broadcast(person, body, channel, units)
+        except DomainError as err:
+            # a refused action is written to the audit trail too (DESIGN §1), like item actions in svc.act
+            await self.svc.record_refusal(person, None, "notice", err, channel)
+            raise
         return Reply(f"通报已发送给 {count} 位单位主要负责人。")
 
     async def _stats(self, person: Person, head: str, body: str, channel: str) -> Reply:
         if not (person.is_office or person.has(Role.LEADER)):
             raise ValidationError("统计仅向学校办公室和校领导提供。")
         return Reply(stats_text(await self.svc.statistics()))
+
+    async def _spot_check(self, person: Person, head: str, body: str, channel: str) -> Reply:
+        d = await spotcheck.draw(self.svc, person, self.spot_check_units, channel)
+        _, people = await spotcheck.current(self.svc)
+        prefix = "已随机抽取并通知以下单位。\n" if d.new else ""
+        return Reply(prefix + spotcheck.summary_text(d, people))
+
+    async def _confirm_ledger(self, person: Person, head: str, body: str, channel: str) -> Reply:
+        month = await spotcheck.confirm(self.svc, person, body, channel)
+        return Reply(f"已收到贵单位 {month} 台账确认，感谢配合。")
 
     _commands: dict[str, Callable[[ChatHandlers, Person, str, str, str], Awaitable[Reply]]] = {
         "帮助": _help,
@@ -278,4 +294,6 @@ class ChatHandlers:
         "撤销": _cancel,
         "通报": _notice,
         "统计": _stats,
+        "抽查": _spot_check,
+        "确认台账": _confirm_ledger,
     }

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from domain.items import Item, ItemEvent, ItemKind, Status
 from domain.ledger import LedgerEntry
 from domain.roles import Channel, Person, Role, Unit
-from domain.views import ItemSummary, Prompt, TimelineEntry
+from domain.views import ItemSummary, Prompt, SpotCheck, TimelineEntry
 
 
 class Units(Protocol):
@@ -82,6 +82,14 @@ class Prompts(Protocol):
     async def take(self, person_id: int) -> Prompt | None: ...
 
 
+class Jobs(Protocol):
+    async def claim_run(self, key: str, now: dt.datetime) -> bool: ...
+    async def ledger_counts(self) -> dict[int, int]: ...
+    async def add_checks(self, month: str, units: dict[int, int], now: dt.datetime) -> None: ...
+    async def checks_for(self, month: str) -> list[SpotCheck]: ...
+    async def answer(self, month: str, unit_id: int, person_id: int, text: str, now: dt.datetime) -> bool: ...
+
+
 class UnitOfWork(Protocol):
     channel: str
     units: Units
@@ -92,6 +100,7 @@ class UnitOfWork(Protocol):
     ledger: Ledger
     calendar: CalendarOverrides
     prompts: Prompts
+    jobs: Jobs
 
     async def __aenter__(self) -> UnitOfWork: ...
     async def __aexit__(self, *exc: object) -> None: ...

@@ -250,3 +250,39 @@ class CardRow(Base):
     state: Mapped[str] = mapped_column(String(12), default="open")
     outcome: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[dt.datetime] = mapped_column(TS)
+
+
+class ReminderRow(Base):
+    """One automatic reminder rung fired for an item; its key is written before anything is sent."""
+
+    __tablename__ = "reminders"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    rule: Mapped[str] = mapped_column(String(16))
+    level: Mapped[int] = mapped_column(Integer)
+    day: Mapped[dt.date] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(TS)
+
+
+class JobRunRow(Base):
+    """Periodic jobs that must happen once per period (weekly summary, monthly spot check), across replicas."""
+
+    __tablename__ = "job_runs"
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(TS)
+
+
+class SpotCheckRow(Base):
+    """抽查 (第十一条): a unit drawn in a month, and its principal's answer about the ledger."""
+
+    __tablename__ = "spot_checks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), index=True)  # 2026-12
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    ledger_entries: Mapped[int] = mapped_column(Integer)
+    asked_at: Mapped[dt.datetime] = mapped_column(TS)
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    answered_at: Mapped[dt.datetime | None] = mapped_column(TS)
+    answer: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (UniqueConstraint("month", "unit_id", name="uq_spot_checks_month_unit"),)

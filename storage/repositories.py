@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +46,7 @@ from storage.models import (
     PersonRow,
     ProgressRow,
     PromptRow,
+    ReminderRow,
     UnitRow,
 )
 
@@ -482,12 +483,17 @@ class ItemRepository:
 
     async def count_by_unit(self) -> list[dict[str, Any]]:
         """Raw per-lead-unit rows for statistics: status, deadline, closed_at, urge and return counts."""
+        reminded = (
+            select(ReminderRow.item_id)
+            .where(ReminderRow.item_id == ItemRow.id, ReminderRow.rule.in_(["overdue", "escalate"]))
+            .exists()
+        )
         q = select(
             ItemRow.lead_unit_id,
             ItemRow.status,
             ItemRow.deadline,
             ItemRow.closed_at,
-            ItemRow.urge_count,
+            (ItemRow.urge_count + case((reminded, 1), else_=0)).label("urge_count"),
             ItemRow.return_count,
         ).where(ItemRow.status != Status.DRAFT.value)
         return [dict(r._mapping) for r in (await self.s.execute(q)).all()]

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from domain.items import Item, ItemEvent
 from storage.db import Database
+from storage.jobs import JobRepository
 from storage.repositories import (
     CalendarRepository,
     CardRepository,
@@ -45,6 +46,7 @@ class SqlUnitOfWork:
         self.calendar = CalendarRepository(s)
         self.prompts = PromptRepository(s)
         self.cards = CardRepository(s)
+        self.jobs = JobRepository(s)
         self.committed = False
         return self
 

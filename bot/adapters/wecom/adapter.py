@@ -67,5 +67,17 @@ class WeComAdapter:
             return _failure(err)
         return Outcome.sent()
 
+    async def send_file(self, user_ids: list[str], kind: str, filename: str, data: bytes) -> Outcome:
+        """Upload through the media API (kind "file" or "image"), then send the media to everyone at once."""
+        content_type = "image/png" if kind == "image" else "application/octet-stream"
+        try:
+            media_id = await self.client.upload(kind, filename, data, content_type)
+            result = await self.client.send(user_ids, {"msgtype": kind, kind: {"media_id": media_id}})
+        except WeComError as err:
+            if err.errcode == ALL_INVALID:
+                return Outcome(Delivery.DEAD, error=str(err), invalid_users=frozenset(u.lower() for u in user_ids))
+            return _failure(err)
+        return Outcome.sent(invalid_users=_invalid(result))
+
     async def close(self) -> None:
         return None

@@ -34,6 +34,11 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_inbox')),
     sa.UniqueConstraint('platform', 'event_key', name='uq_inbox_platform_key')
     )
+    op.create_table('job_runs',
+    sa.Column('key', sa.String(length=80), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('key', name=op.f('pk_job_runs'))
+    )
     op.create_table('units',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
@@ -157,6 +162,23 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['person_id'], ['people.id'], name=op.f('fk_prompts_person_id_people'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('person_id', name=op.f('pk_prompts'))
     )
+    op.create_table('spot_checks',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('month', sa.String(length=7), nullable=False),
+    sa.Column('unit_id', sa.Integer(), nullable=False),
+    sa.Column('ledger_entries', sa.Integer(), nullable=False),
+    sa.Column('asked_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('answered_by', sa.Integer(), nullable=True),
+    sa.Column('answered_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('answer', sa.Text(), nullable=True),
+    sa.ForeignKeyConstraint(['answered_by'], ['people.id'], name=op.f('fk_spot_checks_answered_by_people')),
+    sa.ForeignKeyConstraint(['unit_id'], ['units.id'], name=op.f('fk_spot_checks_unit_id_units')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_spot_checks')),
+    sa.UniqueConstraint('month', 'unit_id', name='uq_spot_checks_month_unit')
+    )
+    with op.batch_alter_table('spot_checks', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_spot_checks_month'), ['month'], unique=False)
+
     op.create_table('branches',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('item_id', sa.Integer(), nullable=False),
@@ -231,11 +253,30 @@ def upgrade() -> None:
     with op.batch_alter_table('progress', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_progress_item_id'), ['item_id'], unique=False)
 
+    op.create_table('reminders',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('key', sa.String(length=120), nullable=False),
+    sa.Column('item_id', sa.Integer(), nullable=False),
+    sa.Column('rule', sa.String(length=16), nullable=False),
+    sa.Column('level', sa.Integer(), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_reminders_item_id_items'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_reminders')),
+    sa.UniqueConstraint('key', name=op.f('uq_reminders_key'))
+    )
+    with op.batch_alter_table('reminders', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_reminders_item_id'), ['item_id'], unique=False)
+
 
 
 
 def downgrade() -> None:
 
+    with op.batch_alter_table('reminders', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_reminders_item_id'))
+
+    op.drop_table('reminders')
     with op.batch_alter_table('progress', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_progress_item_id'))
 
@@ -253,6 +294,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_branches_handler_id'))
 
     op.drop_table('branches')
+    with op.batch_alter_table('spot_checks', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_spot_checks_month'))
+
+    op.drop_table('spot_checks')
     op.drop_table('prompts')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_status_available')
@@ -275,6 +320,7 @@ def downgrade() -> None:
 
     op.drop_table('ledger_entries')
     op.drop_table('units')
+    op.drop_table('job_runs')
     op.drop_table('inbox')
     op.drop_table('code_counters')
     op.drop_table('calendar_overrides')
