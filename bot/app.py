@@ -108,7 +108,7 @@ async def build_runtime(settings: Settings, clock: Clock = system_clock) -> Runt
             agent_id=settings.wecom_agent_id,
         )
         adapters[Channel.WECOM] = WeComAdapter(wecom_client)
-    sender = Sender(db, adapters, clock)
+    sender = Sender(db, adapters, clock, lease=dt.timedelta(seconds=settings.outbox_lease_seconds))
     svc.after_commit = sender.poke
     inbound = Inbound(chat, db, clock, sender.poke)
     jobs = Jobs(
@@ -117,7 +117,7 @@ async def build_runtime(settings: Settings, clock: Clock = system_clock) -> Runt
         settings.ladder,
         report_at=settings.report_at,
         spot_check_units=settings.spot_check_units,
-        sweep_minutes=settings.sweep_minutes,
+        sweep_seconds=settings.sweep_seconds,
         poke=sender.poke,
     )
     runtime = Runtime(settings, db, svc, chat, sender, inbound, http, adapters, wecom_client=wecom_client, jobs=jobs)

@@ -45,7 +45,9 @@ class Sender:
         *,
         owner: str | None = None,
         per_minute: int = PER_MINUTE,
+        lease: dt.timedelta = ob.LEASE,
     ) -> None:
+        self.lease = lease
         self.db = db
         self.uow = UnitOfWorkFactory(db)
         self.adapters = adapters
@@ -85,7 +87,7 @@ class Sender:
 
     async def run_once(self, limit: int = 200) -> int:
         now = self.clock()
-        rows = await ob.claim(self.db, self.owner, now, limit)
+        rows = await ob.claim(self.db, self.owner, now, limit, lease=self.lease)
         if not rows:
             return 0
         async with self.uow.reader() as uow:

@@ -35,7 +35,7 @@ class Jobs:
         *,
         report_at: dt.time,
         spot_check_units: int,
-        sweep_minutes: int,
+        sweep_seconds: int,
         poke: Callable[[], None],
     ) -> None:
         self.db = db
@@ -43,7 +43,7 @@ class Jobs:
         self.ladder = ladder
         self.report_at = report_at
         self.spot_check_units = spot_check_units
-        self.sweep_minutes = sweep_minutes
+        self.sweep_seconds = sweep_seconds
         self.poke = poke
         self.scheduler: AsyncIOScheduler | None = None
 
@@ -51,7 +51,7 @@ class Jobs:
         """Must run inside the event loop (AsyncIOScheduler binds to the running loop)."""
         s = AsyncIOScheduler(timezone=self.svc.tz)
         common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": MISFIRE_GRACE, "replace_existing": True}
-        s.add_job(self.sweep, IntervalTrigger(minutes=self.sweep_minutes), id="reminder-sweep", **common)
+        s.add_job(self.sweep, IntervalTrigger(seconds=self.sweep_seconds), id="reminder-sweep", next_run_time=dt.datetime.now(self.svc.tz), **common)
         s.add_job(self.reports, IntervalTrigger(minutes=15), id="reports", **common)
         s.add_job(self.housekeeping, IntervalTrigger(hours=6), id="housekeeping", **common)
         s.start()

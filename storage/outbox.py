@@ -36,7 +36,9 @@ def _due(now: dt.datetime) -> Any:
     )
 
 
-async def claim(db: Database, owner: str, now: dt.datetime, limit: int = 100) -> list[Claimed]:
+async def claim(
+    db: Database, owner: str, now: dt.datetime, limit: int = 100, *, lease: dt.timedelta = LEASE
+) -> list[Claimed]:
     cols = (
         OutboxRow.id,
         OutboxRow.dedup_key,
@@ -52,7 +54,7 @@ async def claim(db: Database, owner: str, now: dt.datetime, limit: int = 100) ->
         stmt = (
             update(OutboxRow)
             .where(OutboxRow.id.in_(pick.scalar_subquery()))
-            .values(status="leased", lease_owner=owner, lease_until=now + LEASE)
+            .values(status="leased", lease_owner=owner, lease_until=now + lease)
             .returning(*cols)
         )
         rows = (await s.execute(stmt)).all()

@@ -186,6 +186,7 @@ class WeComEmulator:
         self.base_url = ""
         self.gettoken_calls = 0
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.agents: list[tuple[str, str]] = []  # (path, User-Agent): which process called
         self.delivered: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self.dropped: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self.sent: list[dict[str, Any]] = []  # every accepted message/send request (+ msgid etc.)
@@ -355,6 +356,7 @@ class WeComEmulator:
             call.body = parsed if isinstance(parsed, dict) else None
             logged = call.body if call.body is not None else {"_raw": raw[:2000].decode("utf-8", "replace")}
         self.requests.append((path, logged))
+        self.agents.append((path, request.headers.get("User-Agent", "")))
         if path == "/cgi-bin/gettoken":
             self.gettoken_calls += 1
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ log = logging.getLogger("duban.wecom")
 TOKEN_ERRORS = {40014, 42001}
 TRANSIENT = {-1, 45009, 45033}
 EARLY_REFRESH = 300.0
+USER_AGENT = {"User-Agent": f"duban/0.1 pid/{os.getpid()}"}  # tells replicas apart in platform-side logs
 
 
 class WeComError(Exception):
@@ -72,7 +74,9 @@ class WeComClient:
 
     async def _raw(self, method: str, path: str, **kw: Any) -> dict[str, Any]:
         try:
-            async with self.session.request(method, self.base + path, timeout=self.timeout, **kw) as resp:
+            async with self.session.request(
+                method, self.base + path, timeout=self.timeout, headers=USER_AGENT, **kw
+            ) as resp:
                 if resp.status >= 500:
                     raise WeComError(-2, f"http {resp.status}", transient=True)
                 if resp.status != 200:
