@@ -14,6 +14,10 @@ from aiohttp import web
 
 from bot import api, outbox_api
 from bot.adapters.base import Adapter
+from bot.adapters.dingtalk.adapter import DingTalkAdapter
+from bot.adapters.dingtalk.client import DingTalkClient
+from bot.adapters.dingtalk.receiver import DingTalkReceiver
+from bot.adapters.dingtalk.stream import StreamClient
 from bot.adapters.wecom.adapter import WeComAdapter
 from bot.adapters.wecom.client import WeComClient
 from bot.adapters.wecom.crypto import CallbackCrypto
@@ -54,12 +58,17 @@ class Runtime:
     wecom: WeComReceiver | None = None
     wecom_client: WeComClient | None = None
     jobs: Jobs | None = None
+    dingtalk: DingTalkReceiver | None = None
+    dingtalk_client: DingTalkClient | None = None
+    stream: StreamClient | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def start_background(self) -> None:
         """The sender loop and the scheduler run beside the server."""
         self.tasks.append(asyncio.create_task(self.sender.run(self.stop), name="outbox-sender"))
+        if self.stream is not None:
+            self.tasks.append(asyncio.create_task(self.stream.run(self.stop), name="dingtalk-stream"))
         if self.jobs is not None and self.settings.scheduler:
             self.jobs.start()
 
@@ -108,6 +117,19 @@ async def build_runtime(settings: Settings, clock: Clock = system_clock) -> Runt
             agent_id=settings.wecom_agent_id,
         )
         adapters[Channel.WECOM] = WeComAdapter(wecom_client)
+    dingtalk_client = None
+    if settings.dingtalk_enabled:
+        http = http or aiohttp.ClientSession()
+        dingtalk_client = DingTalkClient(
+            http,
+            api_base=settings.dingtalk_api_base,
+            oapi_base=settings.dingtalk_oapi_base,
+            client_id=settings.dingtalk_client_id,
+            client_secret=settings.dingtalk_client_secret,
+            robot_code=settings.dingtalk_robot_code,
+            agent_id=settings.dingtalk_agent_id,
+        )
+        adapters[Channel.DINGTALK] = DingTalkAdapter(dingtalk_client, settings.dingtalk_card_template_id)
     sender = Sender(db, adapters, clock, lease=dt.timedelta(seconds=settings.outbox_lease_seconds))
     svc.after_commit = sender.poke
     inbound = Inbound(chat, db, clock, sender.poke)
@@ -120,10 +142,18 @@ async def build_runtime(settings: Settings, clock: Clock = system_clock) -> Runt
         sweep_seconds=settings.sweep_seconds,
         poke=sender.poke,
     )
-    runtime = Runtime(settings, db, svc, chat, sender, inbound, http, adapters, wecom_client=wecom_client, jobs=jobs)
+    runtime = Runtime(
+        settings, db, svc, chat, sender, inbound, http, adapters, wecom_client=wecom_client, jobs=jobs,
+        dingtalk_client=dingtalk_client,
+    )
     if settings.wecom_enabled:
         crypto = CallbackCrypto(settings.wecom_token, settings.wecom_encoding_aes_key, settings.wecom_corp_id)
         runtime.wecom = WeComReceiver(crypto, settings.wecom_agent_id, inbound.dispatch)
+    if settings.dingtalk_enabled:
+        runtime.dingtalk = DingTalkReceiver(settings.dingtalk_client_secret, inbound.dispatch_later)
+        assert runtime.dingtalk_client is not None and runtime.http is not None
+        if settings.dingtalk_mode == "stream":
+            runtime.stream = StreamClient(runtime.http, runtime.dingtalk_client, runtime.dingtalk.on_frame)
     await tell_office_about_calendar(svc)
     return runtime
 
@@ -143,6 +173,7 @@ async def tell_office_about_calendar(svc: Supervision) -> None:
                 text=f"提示：节假日日历尚未包含 {year} 年，系统暂按周一至周五计算工作日。"
                 f"请在国务院公布 {year} 年放假安排后录入调休和节假日。",
                 title="工作日历提示",
+                notice=True,
             )
             rows += [(f"calendar-fallback:{year}:{p.id}", p.id, msg.to_dict()) for p in office]
         await uow.outbox.add(rows, svc.now())
@@ -161,6 +192,8 @@ def build_app(runtime: Runtime) -> web.Application:
     outbox_api.setup(app, runtime.db, runtime.sender.poke)
     if runtime.wecom is not None:
         runtime.wecom.routes(app)
+    if runtime.dingtalk is not None and settings.dingtalk_mode == "http":
+        runtime.dingtalk.routes(app)
     return app
 
 

@@ -55,6 +55,12 @@ class Inbound:
             await asyncio.wait(self._tasks, timeout=10)
         await self.inbox.close()
 
+    async def dispatch_later(self, inc: Incoming) -> None:
+        """For platforms that take no inline reply (DingTalk): every reply goes through the outbox."""
+        reply = await self.dispatch(inc)
+        if reply is not None:
+            await self._follow_up(inc, reply, reply_inline=False)
+
     async def dispatch(self, inc: Incoming) -> Reply | None:
         """The reply to give inline, or None: a duplicate, a press, or work that outlived the budget."""
         if not await self.inbox.first_time(inc.channel, inc.event_key):
@@ -104,7 +110,8 @@ class Inbound:
                 return
             rows: list[tuple[str, int | None, dict[str, Any]]] = []
             if inc.press is not None or not reply_inline:
-                rows.append((f"reply:{inc.channel}:{inc.event_key}", person.id, OutMessage(text=reply.text).to_dict()))
+                payload = {**OutMessage(text=reply.text).to_dict(), "via": inc.channel}  # answer where they wrote
+                rows.append((f"reply:{inc.channel}:{inc.event_key}", person.id, payload))
             rows += await self._card_updates(uow, inc, reply, person.id)
             await uow.outbox.add(rows, now)
             await uow.commit()

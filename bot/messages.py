@@ -32,6 +32,7 @@ class OutMessage:
     item_code: str | None = None
     card_kind: str | None = None  # which decision the buttons act on (domain.notifications.CardKind)
     markdown: bool = False
+    notice: bool = False  # a reminder or notice rather than a conversational reply (DingTalk: work notification)
 
     @property
     def is_card(self) -> bool:
@@ -52,6 +53,7 @@ class OutMessage:
             item_code=d.get("item_code"),
             card_kind=d.get("card_kind"),
             markdown=bool(d.get("markdown", False)),
+            notice=bool(d.get("notice", False)),
         )
 
 

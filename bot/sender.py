@@ -109,7 +109,7 @@ class Sender:
         files: dict[tuple[Channel, str, str], list[tuple[ob.Claimed, str]]] = defaultdict(list)
         for row in rows:
             person = people.get(row.recipient_id or -1)
-            target = _target(person, self.adapters)
+            target = _target(person, self.adapters, row.payload.get("via"))
             if target is None:
                 dead.append((row.id, "recipient has no platform id on a channel that is on"))
                 continue
@@ -131,7 +131,9 @@ class Sender:
             if msg.is_card:
                 card_id = f"db{row.id}t{int(row.created_at.timestamp())}"
                 out = await adapter.send_card(uid, msg, card_id, retrying=row.attempts > 0)
-                if out.status is Delivery.SENT:
+                if out.status is Delivery.SENT and not out.as_card:
+                    sent.append(row.id)  # no card template: the text with commands went instead
+                elif out.status is Delivery.SENT:
                     async with self.uow("sender") as uow:
                         await uow.cards.record(
                             Card(card_id, channel.value, row.recipient_id or 0, msg.item_code or "", msg.card_kind or "",
@@ -147,7 +149,9 @@ class Sender:
 
         def settle(chunk: list[tuple[ob.Claimed, str]], out: Outcome) -> None:
             for row, uid in chunk:
-                if out.status is Delivery.SENT and uid.lower() not in out.invalid_users:
+                if out.status is Delivery.SENT and uid.lower() in out.throttled_users:
+                    fail(row, Outcome(Delivery.RETRY, error="flow-controlled by the platform", retry_after=60.0))
+                elif out.status is Delivery.SENT and uid.lower() not in out.invalid_users:
                     sent.append(row.id)
                 elif out.status is Delivery.SENT:
                     dead.append((row.id, "platform says the user is invalid"))
@@ -174,12 +178,14 @@ class Sender:
         return len(rows) - len(release)
 
 
-def _target(person: Person | None, on: dict[Channel, Adapter]) -> tuple[Channel, str] | None:
-    """Once, on the person's preferred channel; the other one only if the preferred is unbound or off."""
+def _target(person: Person | None, on: dict[Channel, Adapter], via: str | None = None) -> tuple[Channel, str] | None:
+    """Once, on the person's preferred channel (a reply: on the channel they wrote from); the other one
+    only if that one is unbound or off."""
     if person is None:
         return None
     bound = {Channel.WECOM: person.wecom_id, Channel.DINGTALK: person.dingtalk_id}
-    order = [person.preferred_channel] + [c for c in bound if c is not person.preferred_channel]
+    first = Channel(via) if via in (Channel.WECOM.value, Channel.DINGTALK.value) else person.preferred_channel
+    order = [first] + [c for c in bound if c is not first]
     for channel in order:
         uid = bound[channel]
         if uid and channel in on:

@@ -297,7 +297,7 @@ class Supervision:
             notice_id = f"{now:%Y%m%d%H%M%S}-{uuid.uuid4().hex[:12]}"
             ev = ItemEvent("notice", actor.id or None, now, {"text": body, "units": list(unit_names), "id": notice_id})
             await uow.events.record(None, [ev], channel)
-            msg = OutMessage(text=f"【通报】{body}", title="学校办公室通报")
+            msg = OutMessage(text=f"【通报 {now:%m-%d %H:%M}】{body}", title="学校办公室通报", notice=True)
             await uow.outbox.add(
                 [(f"notice:{notice_id}:{p.id}", p.id, msg.to_dict()) for p in principals if p.id != actor.id], now
             )

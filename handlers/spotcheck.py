@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 
 from bot.messages import OutMessage
-from domain.errors import PermissionDenied, ValidationError
+from domain.errors import DomainError, PermissionDenied, ValidationError
 from domain.items import ItemEvent
 from domain.permissions import require_office
 from domain.roles import Person, Role
@@ -30,7 +30,11 @@ class Draw:
 
 async def draw(svc: Supervision, actor: Person, count: int, channel: str, rng: random.Random | None = None) -> Draw:
     """Draw `count` units for this month, once: a second call (or a second replica) shows the same draw."""
-    require_office(actor, "抽查台账")
+    try:
+        require_office(actor, "抽查台账")
+    except DomainError as err:
+        await svc.record_refusal(actor, None, "spot_check", err, channel)  # refusals go to the audit trail (DESIGN §1)
+        raise
     now = svc.now()
     month = month_of(now)
     rng = rng or random.SystemRandom()
@@ -57,7 +61,7 @@ async def draw(svc: Supervision, actor: Person, count: int, channel: str, rng: r
                 "请核对台账是否及时更新，确认后回复“确认台账”；如有情况说明，请回复“确认台账 说明”。"
             )
             for p in by_unit[u]:
-                rows.append((f"spotcheck:{month}:{p.id}", p.id, OutMessage(text=text, title="台账抽查").to_dict()))
+                rows.append((f"spotcheck:{month}:{p.id}", p.id, OutMessage(text=text, title="台账抽查", notice=True).to_dict()))
         await uow.outbox.add(rows, now)
         checks = await uow.jobs.checks_for(month)
         await uow.commit()
@@ -66,6 +70,14 @@ async def draw(svc: Supervision, actor: Person, count: int, channel: str, rng: r
 
 
 async def confirm(svc: Supervision, person: Person, note: str, channel: str) -> str:
+    try:
+        return await _confirm(svc, person, note, channel)
+    except DomainError as err:
+        await svc.record_refusal(person, None, "confirm_ledger", err, channel)  # refusals go to the audit trail
+        raise
+
+
+async def _confirm(svc: Supervision, person: Person, note: str, channel: str) -> str:
     if not person.has(Role.PRINCIPAL):
         raise PermissionDenied("只有单位主要负责人可以确认台账。")
     now = svc.now()

@@ -58,7 +58,7 @@ async def weekly_summary(svc: Supervision, now: dt.datetime, report_at: dt.time,
         recipients |= {p.id for p in await uow.people.with_role(Role.LEADER)}
         out = []
         for pid in sorted(recipients):
-            out.append((f"weekly:{week}:md:{pid}", pid, OutMessage(text=text, title="督办周报", markdown=True).to_dict()))
+            out.append((f"weekly:{week}:md:{pid}", pid, OutMessage(text=text, title="督办周报", markdown=True, notice=True).to_dict()))
             out.append((f"weekly:{week}:xlsx:{pid}", pid, file_payload("file", f"duban-stats-{week}.xlsx", xlsx)))
             out.append((f"weekly:{week}:png:{pid}", pid, file_payload("image", f"duban-stats-{week}.png", png)))
         await uow.outbox.add(out, now)

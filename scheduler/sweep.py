@@ -112,7 +112,7 @@ async def sweep(
             (
                 f"digest:{today.isoformat()}:{pid}:{min(rg.key(it.id) for _, it, rg in entries)}",
                 pid,
-                OutMessage(text=render_digest(aud.names.get(pid, ""), entries, today), title="督办提醒").to_dict(),
+                OutMessage(text=render_digest(aud.names.get(pid, ""), entries, today), title="督办提醒", notice=True).to_dict(),
             )
             for pid, entries in digests.items()
         ]

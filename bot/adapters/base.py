@@ -23,6 +23,8 @@ class Outcome:
     retry_after: float = 0.0
     invalid_users: frozenset[str] = field(default_factory=frozenset)  # recipients the platform refused
     response_code: str | None = None  # WeCom: the code that updates this card once, later
+    throttled_users: frozenset[str] = field(default_factory=frozenset)  # flow-controlled: try these again later
+    as_card: bool = True  # False when no card could be sent and the text with commands went instead
 
     @classmethod
     def sent(cls, **kw: object) -> Outcome:
