@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from aiohttp import web
+from pydantic import ValidationError as PydanticValidationError
 
 from bot import logs
 from bot.importing import parse_org_file, parse_task_ledger
@@ -60,7 +61,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except PydanticValidationError as err:
+        problems = "；".join(f"{e['loc'][0] if e['loc'] else ''}: {e['msg']}" for e in err.errors())
+        print(f"配置有误，未启动：{problems}", file=sys.stderr)
+        sys.exit(2)
     logs.setup(settings.log_level)
     try:
         code = _dispatch(args, settings)

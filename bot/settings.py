@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from functools import cached_property
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.reminders import Ladder
@@ -46,9 +47,39 @@ class Settings(BaseSettings):
     dingtalk_robot_code: str = Field("", validation_alias="DINGTALK_ROBOT_CODE")
     dingtalk_agent_id: int = Field(0, validation_alias="DINGTALK_AGENT_ID")
     dingtalk_card_template_id: str = Field("", validation_alias="DINGTALK_CARD_TEMPLATE_ID")
-    dingtalk_mode: str = Field("stream", validation_alias="DINGTALK_MODE")
+    dingtalk_mode: Literal["stream", "http"] = Field("stream", validation_alias="DINGTALK_MODE")
     dingtalk_api_base: str = Field("https://api.dingtalk.com", validation_alias="DINGTALK_API_BASE")
     dingtalk_oapi_base: str = Field("https://oapi.dingtalk.com", validation_alias="DINGTALK_OAPI_BASE")
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, v: str) -> str:
+        start, sep, end = v.partition("-")
+        try:
+            dt.time.fromisoformat(start.strip()), dt.time.fromisoformat(end.strip())
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ValueError("DUBAN_QUIET_HOURS must look like 22:00-08:00")
+        return v
+
+    @field_validator("report_time")
+    @classmethod
+    def _report(cls, v: str) -> str:
+        try:
+            dt.time.fromisoformat(v)
+        except ValueError:
+            raise ValueError("DUBAN_REPORT_TIME must look like 09:00") from None
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except Exception:
+            raise ValueError("DUBAN_TIMEZONE must be an IANA zone such as Asia/Shanghai") from None
+        return v
 
     @cached_property
     def ladder(self) -> Ladder:
