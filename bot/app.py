@@ -150,7 +150,10 @@ async def build_runtime(settings: Settings, clock: Clock = system_clock) -> Runt
         crypto = CallbackCrypto(settings.wecom_token, settings.wecom_encoding_aes_key, settings.wecom_corp_id)
         runtime.wecom = WeComReceiver(crypto, settings.wecom_agent_id, inbound.dispatch)
     if settings.dingtalk_enabled:
-        runtime.dingtalk = DingTalkReceiver(settings.dingtalk_client_secret, inbound.dispatch_later)
+        # the signature's one-hour window is judged by the runtime's clock, like every other "now"
+        runtime.dingtalk = DingTalkReceiver(
+            settings.dingtalk_client_secret, inbound.dispatch_later, clock=lambda: clock().timestamp()
+        )
         assert runtime.dingtalk_client is not None and runtime.http is not None
         if settings.dingtalk_mode == "stream":
             runtime.stream = StreamClient(runtime.http, runtime.dingtalk_client, runtime.dingtalk.on_frame)

@@ -82,7 +82,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             upgrade_sync(settings.database_url)  # DESIGN §4: serve migrates the embedded database itself
         from bot.app import serve_app
 
-        web.run_app(serve_app(settings), host=args.host, port=args.port, print=None)
+        web.run_app(serve_app(settings), host=args.host, port=args.port, print=None, access_log=None)
         return 0
     if args.cmd == "db":
         upgrade_sync(settings.database_url)

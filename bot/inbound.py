@@ -72,7 +72,7 @@ class Inbound:
                 async with self.uow.reader() as r:
                     card = await r.cards.get(inc.press.card_id)
             if card is not None:
-                inc = dataclasses.replace(inc, press=dataclasses.replace(inc.press, card_kind=card.kind))
+                inc = dataclasses.replace(inc, press=dataclasses.replace(inc.press, card_kind=card.kind, card_ref=card.ref))
         task = asyncio.create_task(self._handle(inc))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

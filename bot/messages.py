@@ -33,6 +33,7 @@ class OutMessage:
     card_kind: str | None = None  # which decision the buttons act on (domain.notifications.CardKind)
     markdown: bool = False
     notice: bool = False  # a reminder or notice rather than a conversational reply (DingTalk: work notification)
+    ref: str = ""  # the decision instance the buttons act on (Item.decision_ref)
 
     @property
     def is_card(self) -> bool:
@@ -54,6 +55,7 @@ class OutMessage:
             card_kind=d.get("card_kind"),
             markdown=bool(d.get("markdown", False)),
             notice=bool(d.get("notice", False)),
+            ref=str(d.get("ref", "")),
         )
 
 
@@ -65,6 +67,7 @@ class CardPress:
     code: str
     card_id: str = ""
     card_kind: str = ""  # the decision the card was issued for, from our card record
+    card_ref: str = ""  # which instance of that decision (Item.decision_ref), from our card record
 
     def pack(self) -> str:
         return f"{self.action}:{self.code}"

@@ -137,7 +137,7 @@ class Sender:
                     async with self.uow("sender") as uow:
                         await uow.cards.record(
                             Card(card_id, channel.value, row.recipient_id or 0, msg.item_code or "", msg.card_kind or "",
-                                 out.response_code, now if out.response_code else None, "open"),
+                                 out.response_code, now if out.response_code else None, "open", msg.ref),
                             now,
                         )
                         await uow.commit()

@@ -481,6 +481,19 @@ class Item:
 
     # ---- what is waiting for this person -------------------------------------------------------------
 
+    def decision_ref(self, kind: str, unit_id: int | None = None) -> str:
+        """Names one instance of a decision, so a card issued for it cannot act on a later one of the same
+        kind: the n-th closure submission at its stage, one extension request at its stage, one report."""
+        if kind == "closure":
+            return f"closure:{self.return_count}:{self.status.value}"
+        if kind == "extension":
+            ext = self.pending_extension
+            return f"extension:{ext.id}:{ext.status.value}" if ext else "extension:none"
+        if kind == "progress":
+            pending = self.pending_progress(unit_id)
+            return f"progress:{pending[-1].id}" if pending else "progress:none"
+        return kind
+
     def decisions_for(self, actor: Person) -> list[str]:
         """The decisions waiting on this actor, most significant first: 'draft', 'closure', 'extension',
         'progress'. A bare `同意 <编号>` in chat applies to the first of them."""

@@ -47,6 +47,7 @@ class Prompt:
     decision: str | None
     card_id: str | None
     expires_at: dt.datetime
+    ref: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

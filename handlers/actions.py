@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from domain.errors import InvalidTransition, PermissionDenied, ValidationError
-from domain.items import Item
+from domain.items import Item, ProgressEntry, ProgressStatus
 from domain.roles import Person, Role
 from handlers.ports import UnitOfWork
 from handlers.service import Operation
@@ -68,11 +68,28 @@ def _decision(item: Item, actor: Person, kind: str | None) -> str:
     return waiting[0]
 
 
-def decide(approve: bool, *, kind: str | None = None, reason: str = "") -> Operation:
-    """同意 or 退回 a pending decision. A card names its decision; the domain then refuses a stale one."""
+def check_ref(item: Item, kind: str, ref: str) -> ProgressEntry | None:
+    """A card acts only on the decision instance it was issued for; anything else is a stale card."""
+    if not ref:
+        return None
+    if kind == "progress":
+        entry_id = ref.partition(":")[2]
+        entry = next((p for p in item.progress if str(p.id) == entry_id), None)
+        if entry is None or entry.status is not ProgressStatus.PENDING:
+            raise InvalidTransition(f"该进展已审核过，本次操作未生效。事项 {item.code} 当前状态：{item.status.label}。")
+        return entry
+    if item.decision_ref(kind) != ref:
+        raise InvalidTransition(f"该卡片对应的审核已处理，本次操作未生效。事项 {item.code} 当前状态：{item.status.label}。")
+    return None
+
+
+def decide(approve: bool, *, kind: str | None = None, reason: str = "", ref: str = "") -> Operation:
+    """同意 or 退回 a pending decision. A card names its decision and its instance (`ref`): a press on a
+    card whose decision was already taken changes nothing, even if a newer one of the same kind waits."""
 
     async def op(item: Item, actor: Person, now: dt.datetime, uow: UnitOfWork) -> None:
         d = _decision(item, actor, kind)
+        entry = check_ref(item, d, ref)
         if d == "draft":
             if approve:
                 item.approve_draft(actor, now)
@@ -83,7 +100,7 @@ def decide(approve: bool, *, kind: str | None = None, reason: str = "") -> Opera
         elif d == "extension":
             item.review_extension(actor, approve, now, reason=reason)
         elif d == "progress":
-            item.review_progress(actor, approve, now, reason=reason)
+            item.review_progress(actor, approve, now, reason=reason, entry=entry)
         else:
             raise InvalidTransition("无法识别的审核类型。")
 

@@ -95,9 +95,9 @@ class ChatHandlers:
         kind = press.card_kind or None
         if press.action == "return":
             # the domain check runs now, so a wrong person or a stale card hears it at once
-            await self._check_decision(person, press.code, kind)
+            await self._check_decision(person, press.code, kind, press.card_ref)
             expires = self.svc.now() + PROMPT_TTL
-            await self.svc.ask(Prompt(person.id, press.code, kind, press.card_id or None, expires))
+            await self.svc.ask(Prompt(person.id, press.code, kind, press.card_id or None, expires, press.card_ref))
             return Reply(f"请直接回复退回 {press.code} 的理由（{int(PROMPT_TTL.total_seconds() // 60)} 分钟内有效）。")
         if press.action == "sign":
             await self._run(person, press.code, actions.sign(), channel, "sign")
@@ -106,18 +106,22 @@ class ChatHandlers:
                 card_update=f"已签收（{person.name}）",
                 card_id=press.card_id,
             )
-        item = await self._run(person, press.code, actions.decide(True, kind=kind), channel, "approve")
+        item = await self._run(person, press.code, actions.decide(True, kind=kind, ref=press.card_ref), channel, "approve")
         return Reply(
             f"已同意。{press.code} 当前状态：{item.status.label}。", card_update=f"已同意（{person.name}）", card_id=press.card_id
         )
 
-    async def _check_decision(self, person: Person, code: str, kind: str | None) -> None:
+    async def _check_decision(self, person: Person, code: str, kind: str | None, ref: str = "") -> None:
         item, _, _ = await self.svc.visible_item(person, code)
         waiting = item.decisions_for(person)
-        if (kind and kind not in waiting) or not waiting:
-            err = ValidationError(f"事项 {code} 当前（{item.status.label}）没有待您审核的内容，本次操作未生效。")
+        try:
+            if (kind and kind not in waiting) or not waiting:
+                raise ValidationError(f"事项 {code} 当前（{item.status.label}）没有待您审核的内容，本次操作未生效。")
+            if kind:
+                actions.check_ref(item, kind, ref)
+        except DomainError as err:
             await self.svc.record_refusal(person, code, "return", err, "chat")
-            raise err
+            raise
 
     async def _run(self, person: Person, code: str, op: Operation, channel: str, what: str) -> Item:
         return await self.svc.act(person, code, op, channel, what=what)
@@ -134,7 +138,7 @@ class ChatHandlers:
             if text in ("取消", "算了"):
                 return Reply(f"已取消对 {prompt.item_code} 的退回。")
             item = await self._run(
-                person, prompt.item_code, actions.decide(False, kind=prompt.decision, reason=text), channel, "return"
+                person, prompt.item_code, actions.decide(False, kind=prompt.decision, reason=text, ref=prompt.ref), channel, "return"
             )
             return Reply(
                 f"已退回 {prompt.item_code}，理由已转告办理单位。当前状态：{item.status.label}。",

@@ -113,6 +113,9 @@ def _card(
     card: CardKind,
     buttons: tuple[Button, ...] = REVIEW,
 ) -> OutMessage:
+    unit = None
+    if card is CardKind.PROGRESS:
+        unit = next((p.unit_id for p in reversed(item.progress) if p.status.value == "pending"), None)
     return OutMessage(
         text=f"{body}\n{commands}",
         title=title,
@@ -120,6 +123,7 @@ def _card(
         buttons=buttons,
         item_code=item.code,
         card_kind=card.value,
+        ref=item.decision_ref(card.value, unit),
     )
 
 

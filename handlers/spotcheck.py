@@ -43,6 +43,11 @@ async def draw(svc: Supervision, actor: Person, count: int, channel: str, rng: r
         names = {u.id: u.name for u in await uow.units.all()}
         if existing:
             return Draw(month, existing, names, new=False)
+        if not await uow.jobs.claim_run(f"spotcheck:{month}", now):
+            # Another replica (the monthly job) or a concurrent 抽查 drew this month just now: on PostgreSQL
+            # the claim waited for its commit, so its draw is visible here. Without the claim both would
+            # insert their own random units and one would fail on the unique (month, unit) constraint.
+            return Draw(month, await uow.jobs.checks_for(month), names, new=False)
         principals = await uow.people.with_role(Role.PRINCIPAL)
         by_unit: dict[int, list[Person]] = {}
         for p in principals:

@@ -18,6 +18,11 @@ async def claim_run(s: AsyncSession, key: str, now: dt.datetime) -> bool:
     return bool((await s.execute(stmt.returning(JobRunRow.key))).first())
 
 
+async def has_run(s: AsyncSession, key: str) -> bool:
+    """Whether a once-per-period job already ran (a cheap read before preparing it again)."""
+    return (await s.execute(select(JobRunRow.key).where(JobRunRow.key == key))).first() is not None
+
+
 def _check(r: SpotCheckRow) -> SpotCheck:
     return SpotCheck(r.id, r.month, r.unit_id, r.ledger_entries, r.asked_at, r.answered_by, r.answered_at, r.answer)
 
@@ -55,6 +60,9 @@ class JobRepository:
 
     async def claim_run(self, key: str, now: dt.datetime) -> bool:
         return await claim_run(self.s, key, now)
+
+    async def has_run(self, key: str) -> bool:
+        return await has_run(self.s, key)
 
     async def ledger_counts(self) -> dict[int, int]:
         return await ledger_counts(self.s)

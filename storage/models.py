@@ -232,6 +232,7 @@ class PromptRow(Base):
     item_code: Mapped[str] = mapped_column(String(16))
     decision: Mapped[str | None] = mapped_column(String(16))
     card_id: Mapped[str | None] = mapped_column(String(128))
+    ref: Mapped[str] = mapped_column(String(64), default="")
     expires_at: Mapped[dt.datetime] = mapped_column(TS)
 
 
@@ -245,6 +246,7 @@ class CardRow(Base):
     recipient_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     item_code: Mapped[str] = mapped_column(String(16), index=True)
     kind: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str] = mapped_column(String(64), default="")
     response_code: Mapped[str | None] = mapped_column(String(200))
     response_code_at: Mapped[dt.datetime | None] = mapped_column(TS)
     state: Mapped[str] = mapped_column(String(12), default="open")

@@ -612,7 +612,8 @@ class PromptRepository:
     async def take(self, person_id: int) -> Prompt | None:
         """Remove and return the person's open question, if any (expired ones too: the caller says so)."""
         stmt = delete(PromptRow).where(PromptRow.person_id == person_id).returning(
-            PromptRow.person_id, PromptRow.item_code, PromptRow.decision, PromptRow.card_id, PromptRow.expires_at
+            PromptRow.person_id, PromptRow.item_code, PromptRow.decision, PromptRow.card_id, PromptRow.expires_at,
+            PromptRow.ref,
         )
         row = (await self.s.execute(stmt)).first()
         return Prompt(*row) if row else None
@@ -628,10 +629,13 @@ class Card:
     response_code: str | None
     response_code_at: dt.datetime | None
     state: str
+    ref: str = ""
 
 
 def _card(r: CardRow) -> Card:
-    return Card(r.card_id, r.channel, r.recipient_id, r.item_code, r.kind, r.response_code, r.response_code_at, r.state)
+    return Card(
+        r.card_id, r.channel, r.recipient_id, r.item_code, r.kind, r.response_code, r.response_code_at, r.state, r.ref
+    )
 
 
 class CardRepository:

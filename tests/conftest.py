@@ -78,6 +78,17 @@ def _pg_admin_dsn(url: str, database: str | None = None) -> str:
 def pg_database() -> Iterator[str]:
     name = f"duban_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
+    async def leftovers() -> None:
+        """Scratch databases of runs that died (their pid is gone) would pile up: drop them."""
+        conn = await asyncpg.connect(_pg_admin_dsn(PG_URL), timeout=10)
+        try:
+            for (db,) in await conn.fetch("SELECT datname FROM pg_database WHERE datname LIKE 'duban_test_%'"):
+                pid = db.split("_")[2]
+                if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                    await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
     async def run(sql: str) -> None:
         conn = await asyncpg.connect(_pg_admin_dsn(PG_URL), timeout=10)
         try:
@@ -86,6 +97,7 @@ def pg_database() -> Iterator[str]:
             await conn.close()
 
     try:
+        asyncio.run(leftovers())
         asyncio.run(run(f'CREATE DATABASE "{name}"'))
     except (OSError, asyncpg.PostgresError) as exc:
         pytest.fail(f"PostgreSQL at {PG_URL} is not reachable ({exc}); start it or set DUBAN_TEST_PG_URL")
@@ -96,12 +108,15 @@ def pg_database() -> Iterator[str]:
 
 
 def _truncate_pg(url: str) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    """Empty every table and restart the id sequences: DELETE is ~100x faster than TRUNCATE on tiny tables."""
+    deletes = ";".join(f'DELETE FROM "{t.name}"' for t in reversed(Base.metadata.sorted_tables))
 
     async def run() -> None:
         conn = await asyncpg.connect(_pg_admin_dsn(url), timeout=10)
         try:
-            await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+            seqs = await conn.fetch("SELECT sequencename FROM pg_sequences WHERE schemaname = 'public'")
+            restarts = ";".join(f'ALTER SEQUENCE "{r[0]}" RESTART' for r in seqs)
+            await conn.execute(deletes + (";" + restarts if restarts else ""))
         finally:
             await conn.close()
 

@@ -6,6 +6,7 @@ actually delivered, and they read what each person received from the emulator's 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from collections.abc import AsyncIterator
@@ -14,11 +15,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from sqlalchemy import func, select
 
 from bot.app import Runtime, build_app, build_runtime
 from bot.settings import Settings
 from conftest import API_TOKEN, ORG, FakeClock
 from emulators.wecom import WeComCallbackClient, WeComEmulator
+from storage.models import EventRow, InboxRow, OutboxRow
 
 CORP_ID = "wx5823bf96d3bd56c7"
 TOKEN = "QDG6eK"
@@ -37,6 +40,7 @@ class WeComWorld:
         self.http = http
         self.clock = clock
         self.wecom = WeComCallbackClient(TOKEN, AES_KEY, CORP_ID, AGENT_ID)
+        self._seen: dict[str, int] = {}
 
     @property
     def url(self) -> str:
@@ -68,8 +72,87 @@ class WeComWorld:
             assert (await resp.read()) == b""
             return resp.status
 
+    async def post_raw(self, params: dict[str, str], body: bytes | str) -> tuple[int, bytes]:
+        """POST exactly these bytes to the callback URL; (status, raw answer)."""
+        async with self.http.post(self.url, params=params, data=body) as resp:
+            return resp.status, await resp.read()
+
+    async def settle(self) -> None:
+        """Wait for handler work that outlived the inline budget (it queues its reply when done)."""
+        inbound = self.runtime.inbound
+        while inbound._tasks:
+            await asyncio.wait(set(inbound._tasks))
+
     async def drain(self) -> int:
+        await self.settle()
         return await self.runtime.sender.drain()
+
+    # ---- what people received -------------------------------------------------------------------
+    def news(self) -> dict[str, list[str]]:
+        """What each member received since the previous call: texts as sent, cards as "card:<title>"."""
+        out: dict[str, list[str]] = {}
+        for user, records in self.emu.delivered.items():
+            fresh = records[self._seen.get(user, 0):]
+            self._seen[user] = len(records)
+            if fresh:
+                out[user] = [
+                    f"card:{r['card']['main_title']['title']}" if r["msgtype"] == "template_card" else str(r["content"])
+                    for r in fresh
+                ]
+        return out
+
+    def expect_news(self, expected: dict[str, list[str]]) -> dict[str, list[str]]:
+        """Exactly these members received exactly this many messages since the last check, each one
+        containing the expected snippet (in order). Anyone else receiving anything fails the check."""
+        got = self.news()
+        assert sorted(got) == sorted(expected), f"recipients differ: got {got}, expected {expected}"
+        for user, snippets in expected.items():
+            assert len(got[user]) == len(snippets), f"{user}: got {got[user]}, expected {snippets}"
+            for text, snippet in zip(got[user], snippets):
+                assert snippet in text, f"{user}: {snippet!r} not in {text!r}"
+        return got
+
+    def card_outcome(self, user: str, card: dict[str, Any]) -> str | None:
+        """The disabled-button text a member now sees on that card (None: still clickable)."""
+        state = self.emu.card_state(user, card["task_id"])
+        assert state is not None, f"{user} has no card {card['task_id']}"
+        return state["replace_name"]
+
+    # ---- database snapshots ----------------------------------------------------------------------
+    async def counts(self) -> dict[str, int]:
+        """Rows in the inbox, the audit trail and the outbox (raw counts, both databases)."""
+        async with self.runtime.svc.uow.reader() as uow:
+            s = uow.session
+            return {
+                name: int((await s.execute(select(func.count()).select_from(model))).scalar_one())
+                for name, model in (("inbox", InboxRow), ("events", EventRow), ("outbox", OutboxRow))
+            }
+
+    async def refusals(self) -> int:
+        """Refused actions in the audit trail, with or without an item."""
+        async with self.runtime.svc.uow.reader() as uow:
+            return await uow.events.count("refused")
+
+    def sends(self) -> list[dict[str, Any]]:
+        """Bodies of every message/send request the emulator received (accepted or not)."""
+        return [body for path, body in self.emu.requests if path == "/cgi-bin/message/send"]
+
+    async def event_kinds(self, code: str) -> list[str]:
+        _, data = await self.api("GET", f"/api/v1/items/{code}")
+        return [e["kind"] for e in data["timeline"]]
+
+    async def item(self, code: str) -> dict[str, Any]:
+        status, data = await self.api("GET", f"/api/v1/items/{code}")
+        assert status == 200, data
+        return dict(data)
+
+    async def add_people(self, *people: dict[str, Any]) -> None:
+        """Register more people through the API and in the WeCom directory."""
+        status, data = await self.api("POST", "/api/v1/org", json={"people": list(people)})
+        assert status == 200, data
+        for p in people:
+            if p.get("wecom_id"):
+                self.emu.add_user(p["wecom_id"])
 
     def last_card(self, user: str) -> dict[str, Any]:
         cards = self.emu.cards_for(user)
@@ -114,7 +197,9 @@ def wecom_settings(db_url: str, base_url: str) -> Settings:
 @pytest.fixture
 async def world(db_url: str, clock: FakeClock) -> AsyncIterator[WeComWorld]:
     users = [row[3] for row in ORG if row[3]]
-    emu = WeComEmulator(CORP_ID, SECRET, AGENT_ID, users=users)
+    # the emulator reads the test's FakeClock, so its per-minute pacing and duplicate check see the same
+    # time as the sender (the sender paces by that clock)
+    emu = WeComEmulator(CORP_ID, SECRET, AGENT_ID, clock=lambda: clock.now.timestamp(), users=users)
     await emu.start()
     runtime = await build_runtime(wecom_settings(db_url, emu.base_url), clock)
     server = TestServer(build_app(runtime), host="127.0.0.1")

@@ -81,6 +81,7 @@ def upgrade() -> None:
     sa.Column('recipient_id', sa.Integer(), nullable=False),
     sa.Column('item_code', sa.String(length=16), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('ref', sa.String(length=64), nullable=False),
     sa.Column('response_code', sa.String(length=200), nullable=True),
     sa.Column('response_code_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('state', sa.String(length=12), nullable=False),
@@ -158,6 +159,7 @@ def upgrade() -> None:
     sa.Column('item_code', sa.String(length=16), nullable=False),
     sa.Column('decision', sa.String(length=16), nullable=True),
     sa.Column('card_id', sa.String(length=128), nullable=True),
+    sa.Column('ref', sa.String(length=64), nullable=False),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['person_id'], ['people.id'], name=op.f('fk_prompts_person_id_people'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('person_id', name=op.f('pk_prompts'))
