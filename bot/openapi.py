@@ -115,6 +115,15 @@ OPENAPI: dict[str, Any] = {
             "get": _op("单位台账", "台账", params=[{"name": "unit", "in": "query", "required": True,
                                                   "schema": {"type": "string"}}]),
         },
+        "/api/v1/outbox": {
+            "get": _op("发件箱（默认列出发送失败的消息）", "列表", params=[
+                {"name": "status", "in": "query", "required": False,
+                 "schema": {"type": "string", "enum": ["pending", "leased", "sent", "dead"]}}])
+        },
+        "/api/v1/outbox/requeue": {
+            "post": _op("重新发送失败的消息", "已重新排队", {"type": "object", "required": ["ids"], "properties": {
+                "ids": {"type": "array", "items": {"type": "integer"}}}})
+        },
         "/api/v1/openapi.json": {"get": {"summary": "本文档", "security": [], "responses": {"200": _resp("OpenAPI")}}},
         "/healthz": {"get": {"summary": "健康检查（无需令牌）", "security": [], "responses": {"200": _resp("服务正常", {"type": "object"})}}},
     },
