@@ -19,7 +19,7 @@ from domain.calendar import WorkCalendar
 from domain.codes import format_code
 from domain.errors import ConcurrentUpdate, DomainError, NotFound, PermissionDenied, ValidationError
 from domain.items import Item, ItemEvent, ItemKind
-from domain.notifications import Notice, Recipient, To, notices_for
+from domain.notifications import Recipient, To, notices_for
 from domain.ledger import LedgerEntry
 from domain.permissions import may_view, require_office
 from domain.roles import Channel, Person, Role

@@ -33,6 +33,7 @@ EVENT_LABELS = {
     "cancelled": "撤销",
     "archived": "归档",
     "refused": "操作被拒绝",
+    "reminded": "自动提醒",
 }
 
 

@@ -515,8 +515,15 @@ class EventRepository:
             await self.s.execute(EventRow.__table__.insert(), rows)
 
     async def timeline(self, item_id: int) -> list[TimelineEntry]:
+        """The item's events, with the automatic reminders the sweep sent merged in by time."""
         q = select(EventRow).where(EventRow.item_id == item_id).order_by(EventRow.id)
-        return [TimelineEntry(r.at, r.kind, r.actor_id, r.channel, r.payload) for r in (await self.s.execute(q)).scalars()]
+        out = [TimelineEntry(r.at, r.kind, r.actor_id, r.channel, r.payload) for r in (await self.s.execute(q)).scalars()]
+        rq = select(ReminderRow).where(ReminderRow.item_id == item_id).order_by(ReminderRow.id)
+        reminders = [
+            TimelineEntry(r.created_at, "reminded", None, "scheduler", {"rule": r.rule, "level": r.level, "day": r.day.isoformat()})
+            for r in (await self.s.execute(rq)).scalars()
+        ]
+        return sorted(out + reminders, key=lambda e: e.at) if reminders else out
 
     async def count(self, kind: str | None = None) -> int:
         q = select(func.count()).select_from(EventRow)
