@@ -685,9 +685,19 @@ async def drain_until_quiet(w: WeComWorld, step: dt.timedelta, rounds: int = 10)
     raise AssertionError("outbox never emptied")
 
 
+async def impatient_client(w: WeComWorld) -> aiohttp.ClientTimeout:
+    """Give the runtime's WeCom client a 0.5 s timeout (returns the old one). The token is fetched first,
+    with the normal timeout, so only the message/send that the emulator holds back can time out."""
+    client = w.runtime.wecom_client
+    assert client is not None
+    await client.token()
+    saved, client.timeout = client.timeout, aiohttp.ClientTimeout(total=0.5)
+    return saved
+
+
 async def wait_for_emulator(w: WeComWorld, accepted: int) -> None:
     """A send whose answer the client gave up on still lands (real time, since that is what it takes)."""
-    deadline = asyncio.get_running_loop().time() + 5
+    deadline = asyncio.get_running_loop().time() + 10
     while len(w.emu.sent) < accepted:
         assert asyncio.get_running_loop().time() < deadline, "the delayed send never landed"
         await asyncio.sleep(0.05)
@@ -738,8 +748,7 @@ async def test_rate_limit_storm_is_retried_with_backoff_and_nothing_doubles(worl
 
 async def test_bad_gateway_and_timeout_are_retried_and_delivered_once(world: WeComWorld) -> None:
     w = world
-    assert w.runtime.wecom_client is not None
-    w.runtime.wecom_client.timeout = aiohttp.ClientTimeout(total=0.5)
+    saved = await impatient_client(w)
     w.emu.http_error_next("message/send", 502)
     await create(w)
     await w.drain()
@@ -753,6 +762,8 @@ async def test_bad_gateway_and_timeout_are_retried_and_delivered_once(world: WeC
     [row] = await outbox_rows(w, "pending")
     assert "Timeout" in row["last_error"] and row["attempts"] == 2
     await wait_for_emulator(w, accepted=1)
+    assert w.runtime.wecom_client is not None
+    w.runtime.wecom_client.timeout = saved  # the retry itself is answered in time
 
     await drain_until_quiet(w, dt.timedelta(seconds=61))
     # the retry was identical, so WeCom's duplicate check kept it from arriving twice
@@ -763,12 +774,14 @@ async def test_bad_gateway_and_timeout_are_retried_and_delivered_once(world: WeC
 
 async def test_card_retried_after_an_uncertain_timeout_arrives_once_and_still_works(world: WeComWorld) -> None:
     w = world
-    assert w.runtime.wecom_client is not None
-    w.runtime.wecom_client.timeout = aiohttp.ClientTimeout(total=0.5)
+    saved = await impatient_client(w)
     w.emu.delay_next("message/send", 1.0)
     code = await create(w, handler="张老师")
     await w.drain()
+    assert "Timeout" in (await outbox_rows(w, "pending"))[0]["last_error"]
     await wait_for_emulator(w, accepted=1)
+    assert w.runtime.wecom_client is not None
+    w.runtime.wecom_client.timeout = saved
     await drain_until_quiet(w, dt.timedelta(seconds=61))
     w.expect_news({"zhang": [f"card:{SIGN_CARD}"]})  # the retry met 42014: the card was already there
     assert await outbox_rows(w, "dead") == []
