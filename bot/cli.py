@@ -19,6 +19,7 @@ from domain.errors import DomainError, ValidationError
 from domain.roles import SYSTEM_OFFICE
 from handlers.org import ImportRefused, PersonSpec, TaskSpec, import_org, import_tasks
 from handlers.views import stats_text
+from storage import outbox as ob
 from storage.migrate import upgrade_sync
 
 log = logging.getLogger("duban.cli")
@@ -141,12 +142,15 @@ async def _async_dispatch(args: argparse.Namespace, settings: Settings) -> int:
             if result.held:
                 print(f"本次未发送：{HELD.get(result.held, result.held)}。")
                 return 0
-            sent = await runtime.sender.drain()
-            print(f"检查 {result.items} 项，新触发提醒 {result.fresh} 条，生成 {result.messages} 条汇总消息，已发送 {sent} 条。")
+            before = await ob.counts(runtime.db)
+            await runtime.sender.drain()
+            after = await ob.counts(runtime.db)
+            sent = after.get("sent", 0) - before.get("sent", 0)
+            dead = after.get("dead", 0) - before.get("dead", 0)
+            print(f"检查 {result.items} 项，新触发提醒 {result.fresh} 条，生成 {result.messages} 条汇总消息；"
+                  f"已发送 {sent} 条，发送失败 {dead} 条" + ("（详见 duban outbox）。" if dead else "。"))
             return 0
         if args.cmd == "outbox":
-            from storage import outbox as ob
-
             if args.requeue:
                 n = await ob.requeue_dead(runtime.db, args.requeue, svc.now())
                 print(f"已重新排队 {n} 条。")

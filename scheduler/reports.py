@@ -45,6 +45,11 @@ async def weekly_summary(svc: Supervision, now: dt.datetime, report_at: dt.time,
         return False
     iso = local.isocalendar()
     week = f"{iso.year}-W{iso.week:02d}"
+    async with svc.uow.reader() as reader:
+        if await reader.jobs.has_run(f"weekly:{week}"):
+            # the report tick asks every 15 minutes all week: do not draw a chart (about half a second
+            # of blocked event loop) only to find the week already claimed
+            return False
     rows = await svc.statistics()
     draw, people = await spotcheck.current(svc)
     checks = spotcheck.summary_text(draw, people) if draw.checks else ""
