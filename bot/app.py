@@ -129,7 +129,9 @@ async def build_runtime(settings: Settings, clock: Clock = system_clock) -> Runt
             robot_code=settings.dingtalk_robot_code,
             agent_id=settings.dingtalk_agent_id,
         )
-        adapters[Channel.DINGTALK] = DingTalkAdapter(dingtalk_client, settings.dingtalk_card_template_id)
+        # cards call back over Stream only; in HTTP mode the text with commands goes instead
+        template = settings.dingtalk_card_template_id if settings.dingtalk_mode == "stream" else ""
+        adapters[Channel.DINGTALK] = DingTalkAdapter(dingtalk_client, template)
     sender = Sender(db, adapters, clock, lease=dt.timedelta(seconds=settings.outbox_lease_seconds))
     svc.after_commit = sender.poke
     inbound = Inbound(chat, db, clock, sender.poke)

@@ -141,9 +141,13 @@ class Inbound:
         if reply.card_update and card.kind in SHARED_DECISIONS:
             fresh_after = self.clock() - CODE_VALIDITY
             for other in await uow.cards.close_all(card.item_code, card.kind, outcome):
-                usable = other.response_code and other.response_code_at and other.response_code_at > fresh_after
+                # a DingTalk card is updated by its outTrackId at any time; a WeCom card needs an unused,
+                # unexpired single-use code
+                usable = other.channel == Channel.DINGTALK.value or (
+                    other.response_code and other.response_code_at and other.response_code_at > fresh_after
+                )
                 if other.card_id != card.card_id and usable:
-                    rows.append((f"cu:{other.card_id}:{other.response_code}", other.recipient_id,
+                    rows.append((f"cu:{other.card_id}:{other.response_code or 'none'}", other.recipient_id,
                                  card_update_payload(other.card_id, other.response_code, outcome)))
         else:
             await uow.cards.close(card.card_id, outcome)

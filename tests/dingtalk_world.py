@@ -7,6 +7,7 @@ ids. 孙老师 of 科研院 has both and prefers DingTalk. Everyone else is on W
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 from collections.abc import AsyncIterator, Callable
@@ -15,13 +16,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-
-from bot.app import Runtime, build_app, build_runtime
-from bot.settings import Settings
 from conftest import API_TOKEN, ORG, FakeClock
 from emulators.dingtalk import DingTalkEmulator
 from emulators.wecom import WeComEmulator
 from wecom_world import AES_KEY, AGENT_ID, CORP_ID, SECRET, TOKEN, WeComWorld
+
+from bot.app import Runtime, build_app, build_runtime
+from bot.settings import Settings
 
 DT_ID, DT_SECRET, DT_ROBOT, DT_AGENT, DT_TEMPLATE = "ding-app-key", "ding-app-secret", "ding-app-key", 4001, "duban-card.schema"
 
@@ -58,53 +59,83 @@ class DingWorld(WeComWorld):
                 raise AssertionError(f"timed out waiting for {what}")
             await asyncio.sleep(0.02)
 
+    async def settle(self) -> None:
+        """Wait for Stream frames being handled (each runs in a task after its ACK) and for handler work
+        that outlived the budget."""
+        stream = self.runtime.stream
+        while (stream is not None and stream._tasks) or self.runtime.inbound._tasks:
+            if stream is not None and stream._tasks:
+                await asyncio.wait(set(stream._tasks))
+            await super().settle()
+
     def ding_card(self, user: str) -> Any:
         cards = self.ding.cards_for(user)
         assert cards, f"{user} has no DingTalk card; robot texts: {self.ding.robot_texts(user)}"
         return cards[-1]
 
+    async def card_recorded(self, card_id: str) -> None:
+        """Wait until the sender has recorded a card it delivered. The sender records it right after the
+        platform accepts it; only a test presses within that moment (a press before it would find no
+        record of which decision the card is for)."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 5.0
+        while True:
+            async with self.runtime.svc.uow.reader() as uow:
+                if await uow.cards.get(card_id) is not None:
+                    return
+            if loop.time() > end:
+                raise AssertionError(f"card {card_id} was delivered but never recorded")
+            await asyncio.sleep(0.01)
+
     async def ding_press(self, user: str, action: str) -> str:
         card = self.ding_card(user)
+        await self.card_recorded(card.out_track_id)
         mid = await self.ding.push_card_callback(card.out_track_id, user, {"action": action, "code": card.params["code"]})
         await self.ding.wait_for_ack(mid)
         return mid
 
 
-def ding_settings(db_url: str, wecom_base: str, ding_base: str, **extra: str) -> Settings:
-    return Settings(
-        DUBAN_DATABASE_URL=db_url, DUBAN_API_TOKEN=API_TOKEN,
-        WECOM_CORP_ID=CORP_ID, WECOM_AGENT_ID=AGENT_ID, WECOM_SECRET=SECRET, WECOM_TOKEN=TOKEN,
-        WECOM_ENCODING_AES_KEY=AES_KEY, WECOM_API_BASE=wecom_base,
-        DINGTALK_CLIENT_ID=DT_ID, DINGTALK_CLIENT_SECRET=DT_SECRET, DINGTALK_ROBOT_CODE=DT_ROBOT,
-        DINGTALK_AGENT_ID=DT_AGENT, DINGTALK_CARD_TEMPLATE_ID=DT_TEMPLATE,
-        DINGTALK_API_BASE=ding_base, DINGTALK_OAPI_BASE=ding_base, DUBAN_SCHEDULER=False, _env_file=None, **extra,
-    )
+def ding_settings(db_url: str, wecom_base: str, ding_base: str, **extra: object) -> Settings:
+    values: dict[str, object] = {
+        "DUBAN_DATABASE_URL": db_url, "DUBAN_API_TOKEN": API_TOKEN,
+        "WECOM_CORP_ID": CORP_ID, "WECOM_AGENT_ID": AGENT_ID, "WECOM_SECRET": SECRET, "WECOM_TOKEN": TOKEN,
+        "WECOM_ENCODING_AES_KEY": AES_KEY, "WECOM_API_BASE": wecom_base,
+        "DINGTALK_CLIENT_ID": DT_ID, "DINGTALK_CLIENT_SECRET": DT_SECRET, "DINGTALK_ROBOT_CODE": DT_ROBOT,
+        "DINGTALK_AGENT_ID": DT_AGENT, "DINGTALK_CARD_TEMPLATE_ID": DT_TEMPLATE,
+        "DINGTALK_API_BASE": ding_base, "DINGTALK_OAPI_BASE": ding_base, "DUBAN_SCHEDULER": False,
+    }
+    values.update(extra)  # a test may override any of the above (e.g. DINGTALK_MODE, an empty template id)
+    return Settings(_env_file=None, **values)
 
 
-@pytest.fixture
-async def ding_world(db_url: str, clock: FakeClock) -> AsyncIterator[DingWorld]:
+@contextlib.asynccontextmanager
+async def open_ding_world(db_url: str, clock: FakeClock, **settings: object) -> AsyncIterator[DingWorld]:
+    """Both emulators and a running duban wired to them, with the org (ORG + 图书馆 on DingTalk) loaded.
+    `settings` override ding_settings (DINGTALK_MODE="http" runs without the Stream client)."""
     wecom = WeComEmulator(CORP_ID, SECRET, AGENT_ID, users=[row[3] for row in ORG if row[3]])
     ding = DingTalkEmulator(DT_ID, DT_SECRET, DT_ROBOT, DT_AGENT, users=["zheng", "feng", "sun_dd"],
                             card_template_id=DT_TEMPLATE, redeliver_after=0.5,
                             clock=lambda: clock().timestamp())
     await wecom.start()
     await ding.start()
-    runtime: Runtime = await build_runtime(ding_settings(db_url, wecom.base_url, ding.api_base), clock)
-    assert runtime.stream is not None
+    runtime: Runtime = await build_runtime(ding_settings(db_url, wecom.base_url, ding.api_base, **settings), clock)
+    stream = runtime.settings.dingtalk_mode == "stream"
+    assert (runtime.stream is not None) == stream
     runtime.start_background()
     server = TestServer(build_app(runtime), host="127.0.0.1")
     await server.start_server()
     http = aiohttp.ClientSession()
     w = DingWorld(ding, wecom, runtime, server, http, clock)
-    people = [
-        {"unit": u, "name": n, "roles": sorted(r.value for r in roles), "wecom_id": wid, "dingtalk_id": did,
-         "units_in_charge": list(charge), **({"preferred_channel": "dingtalk"} if did else {})}
-        for u, n, roles, wid, did, charge in ORG
-    ] + DING_PEOPLE
-    status, body = await w.api("POST", "/api/v1/org", json={"people": people})
-    assert status == 200, body
-    await ding.wait_connected()
     try:
+        people = [
+            {"unit": u, "name": n, "roles": sorted(r.value for r in roles), "wecom_id": wid, "dingtalk_id": did,
+             "units_in_charge": list(charge), **({"preferred_channel": "dingtalk"} if did else {})}
+            for u, n, roles, wid, did, charge in ORG
+        ] + DING_PEOPLE
+        status, body = await w.api("POST", "/api/v1/org", json={"people": people})
+        assert status == 200, body
+        if stream:
+            await ding.wait_connected()
         yield w
     finally:
         await http.close()
@@ -112,6 +143,12 @@ async def ding_world(db_url: str, clock: FakeClock) -> AsyncIterator[DingWorld]:
         await runtime.close()
         await ding.stop()
         await wecom.stop()
+
+
+@pytest.fixture
+async def ding_world(db_url: str, clock: FakeClock) -> AsyncIterator[DingWorld]:
+    async with open_ding_world(db_url, clock) as w:
+        yield w
 
 
 def today(w: WeComWorld) -> dt.date:

@@ -56,7 +56,9 @@ class DingTalkReceiver:
         if topic == TOPIC_CARD:
             return card_callback(data, key)
         if topic == TOPIC_ROBOT:
-            return robot_message(data, key)
+            # the payload's msgId names the message itself, so a redelivery under a new frame id, or the
+            # same message arriving over HTTP and Stream, is still recognised (dingtalk.md §0.5)
+            return robot_message(data, f"msg:{data['msgId']}" if data.get("msgId") else key)
         return None
 
     def routes(self, app: web.Application) -> None:
