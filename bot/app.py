@@ -32,6 +32,7 @@ from handlers.chat import ChatHandlers
 from handlers.service import Supervision
 from scheduler.jobs import Jobs
 from storage.db import Database, open_database
+from storage.notify import CacheBus
 from storage.uow import UnitOfWorkFactory
 
 log = logging.getLogger("duban.app")
@@ -61,12 +62,15 @@ class Runtime:
     dingtalk: DingTalkReceiver | None = None
     dingtalk_client: DingTalkClient | None = None
     stream: StreamClient | None = None
+    bus: CacheBus | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def start_background(self) -> None:
         """The sender loop and the scheduler run beside the server."""
         self.tasks.append(asyncio.create_task(self.sender.run(self.stop), name="outbox-sender"))
+        if self.bus is not None:
+            self.tasks.append(asyncio.create_task(self.bus.run(self.stop), name="cache-bus"))
         if self.stream is not None:
             self.tasks.append(asyncio.create_task(self.stream.run(self.stop), name="dingtalk-stream"))
         if self.jobs is not None and self.settings.scheduler:
@@ -148,6 +152,15 @@ async def build_runtime(settings: Settings, clock: Clock = system_clock) -> Runt
         settings, db, svc, chat, sender, inbound, http, adapters, wecom_client=wecom_client, jobs=jobs,
         dingtalk_client=dingtalk_client,
     )
+    if db.dialect == "postgresql":
+        bus = CacheBus(settings.database_url, svc.cache.bump)
+        runtime.bus = bus
+
+        def committed() -> None:
+            sender.poke()
+            bus.publish()
+
+        svc.after_commit = committed
     if settings.wecom_enabled:
         crypto = CallbackCrypto(settings.wecom_token, settings.wecom_encoding_aes_key, settings.wecom_corp_id)
         runtime.wecom = WeComReceiver(crypto, settings.wecom_agent_id, inbound.dispatch)

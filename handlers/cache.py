@@ -2,7 +2,8 @@
 on their 待办 list), so a burst of callbacks does not cost a database round trip each.
 
 Exact within one process: every commit this process makes bumps `generation`, which empties it.
-Other replicas' writes are seen after at most `ttl` seconds.
+On PostgreSQL the other replicas hear of each commit through storage.notify (LISTEN/NOTIFY) and
+empty theirs too; `ttl` only bounds staleness while that connection is down.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ MISSING = object()
 
 
 class ReadCache:
-    def __init__(self, ttl: float = 2.0, max_entries: int = 20_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ttl: float = 30.0, max_entries: int = 20_000, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
         self.clock = clock
