@@ -137,7 +137,7 @@ class Inbound:
             return []
         code = inc.response_code if press is not None else card.response_code
         outcome = reply.card_update or STALE
-        rows = [(f"cu:{card.card_id}:{code or 'none'}", card.recipient_id, card_update_payload(card.card_id, code, outcome))]
+        rows = [(f"cu:{card.card_id}:{code or 'none'}", card.recipient_id, card_update_payload(card.card_id, code, outcome, card.channel))]
         if reply.card_update and card.kind in SHARED_DECISIONS:
             fresh_after = self.clock() - CODE_VALIDITY
             for other in await uow.cards.close_all(card.item_code, card.kind, outcome):
@@ -148,7 +148,7 @@ class Inbound:
                 )
                 if other.card_id != card.card_id and usable:
                     rows.append((f"cu:{other.card_id}:{other.response_code or 'none'}", other.recipient_id,
-                                 card_update_payload(other.card_id, other.response_code, outcome)))
+                                 card_update_payload(other.card_id, other.response_code, outcome, other.channel)))
         else:
             await uow.cards.close(card.card_id, outcome)
         return rows

@@ -193,5 +193,7 @@ def _target(person: Person | None, on: dict[Channel, Adapter], via: str | None =
     return None
 
 
-def card_update_payload(card_id: str, response_code: str | None, outcome: str) -> dict[str, Any]:
-    return {"type": "card_update", "card_id": card_id, "response_code": response_code, "outcome": outcome}
+def card_update_payload(card_id: str, response_code: str | None, outcome: str, channel: str) -> dict[str, Any]:
+    """`via`: a card is updated where it was sent, whatever the person's preferred channel is now."""
+    return {"type": "card_update", "card_id": card_id, "response_code": response_code, "outcome": outcome,
+            "via": channel}
