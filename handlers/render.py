@@ -3,7 +3,6 @@ recipient has a decision to make and the matching text commands for platforms wh
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 
 from bot.messages import Button, OutMessage
@@ -155,7 +154,3 @@ def _plain(n: Notice, item: Item, head: str, names: Names) -> str:
     if k == "cancelled":
         return f"{head}已由学校办公室撤销：{d.get('reason', '')}。"
     return f"{head}有新的变化，请回复“查看 {code}”了解详情。"
-
-
-def short_date(d: dt.date) -> str:
-    return d.strftime("%m-%d")

@@ -223,13 +223,6 @@ class Supervision:
             names.people.update({pid: p.name for pid, p in more.items()})
             return item, names, timeline
 
-    async def people_named(self, names: Iterable[str]) -> list[Person]:
-        async with self.uow.reader() as uow:
-            out: list[Person] = []
-            for n in names:
-                out.extend(await uow.people.by_name(n))
-            return out
-
     # ---- people, prompts, notices, statistics -------------------------------------------------------
 
     async def person_for(self, channel: Channel, platform_id: str) -> Person | None:

@@ -5,21 +5,23 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import and_, func, select, text
+from sqlalchemy import and_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.items import OPEN_STATUSES, ItemKind, Status
 from domain.roles import Role
-from storage.models import BranchRow, ItemRow, LeaderUnitRow, PersonRow, ProgressRow, ReminderRow
-from storage.repositories import OutboxRepository, dialect_insert
+from storage.models import BranchRow, ItemRow, LeaderUnitRow, OutboxRow, PersonRow, ProgressRow, ReminderRow
+from storage.repositories import dialect_insert
 
 SWEEP_LOCK = 0x64756261  # "duba": one sweep at a time across PostgreSQL replicas
+CHUNK = 5000  # rows per executemany; the driver batches these further (insertmanyvalues)
 
 
-@dataclass(frozen=True)
-class OpenItem:
+class OpenItem(NamedTuple):
+    """One open item and its lead branch: a named tuple, as 100,000 of them build far faster than frozen dataclasses."""
+
     id: int
     code: str
     title: str
@@ -53,9 +55,12 @@ async def open_items(s: AsyncSession) -> list[OpenItem]:
         .join(BranchRow, and_(BranchRow.item_id == ItemRow.id, BranchRow.is_lead.is_(True)))
         .where(ItemRow.status.in_([st.value for st in OPEN_STATUSES]))
     )
-    rows = (await s.execute(q)).all()
+    conn = await s.connection()  # Core execution: plain rows, without the ORM's per-row loading
+    rows = (await conn.execute(q)).all()
+    kinds = {k.value: k for k in ItemKind}
+    statuses = {st.value: st for st in Status}
     return [
-        OpenItem(r[0], r[1], r[2], ItemKind(r[3]), Status(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+        OpenItem(r[0], r[1], r[2], kinds[r[3]], statuses[r[4]], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
         for r in rows
     ]
 
@@ -72,17 +77,16 @@ async def reported_since(s: AsyncSession, since: dt.datetime) -> set[int]:
 
 
 async def claim_keys(s: AsyncSession, rows: list[dict[str, Any]]) -> set[str]:
-    """Insert reminder keys; return those that were new. A key already there was sent before."""
+    """Insert reminder keys; return those that were new. A key already there was sent before.
+
+    One cached single-row statement run as an executemany: SQLAlchemy's "insertmanyvalues" sends it
+    as multi-row INSERT … RETURNING batches. (`.values(list)` built and compiled a new statement with
+    a bind parameter per value for every chunk instead: ~35 s for 75,000 keys.)"""
+    table = ReminderRow.__table__
+    stmt = dialect_insert(s, table).on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key)
     fresh: set[str] = set()
-    for start in range(0, len(rows), 2000):
-        chunk = rows[start : start + 2000]
-        stmt = (
-            dialect_insert(s, ReminderRow)
-            .values(chunk)
-            .on_conflict_do_nothing(index_elements=["key"])
-            .returning(ReminderRow.key)
-        )
-        fresh.update(k for (k,) in (await s.execute(stmt)).all())
+    for start in range(0, len(rows), CHUNK):
+        fresh.update(k for (k,) in (await s.execute(stmt, rows[start : start + CHUNK])).all())
     return fresh
 
 
@@ -112,14 +116,17 @@ async def audiences(s: AsyncSession) -> Audiences:
     return Audiences(dict(principals), dict(leaders), office, names)
 
 
-async def reminded_items(s: AsyncSession, rules: list[str]) -> set[int]:
-    """Items that got an automatic 催办 (for the statistics' 'urged' column)."""
-    q = select(func.distinct(ReminderRow.item_id)).where(ReminderRow.rule.in_(rules))
-    return {r[0] for r in (await s.execute(q)).all()}
-
-
 async def queue_outbox(s: AsyncSession, rows: list[tuple[str, int | None, dict[str, Any]]], now: dt.datetime) -> int:
+    """The digests, as OutboxRepository.add writes them (a key already queued is skipped), but as an
+    executemany of one cached statement rather than a freshly compiled multi-row VALUES per chunk."""
+    table = OutboxRow.__table__
+    stmt = dialect_insert(s, table).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(table.c.id)
     total = 0
-    for start in range(0, len(rows), 2000):
-        total += await OutboxRepository(s).add(rows[start : start + 2000], now)
+    for start in range(0, len(rows), CHUNK):
+        values = [
+            {"dedup_key": key[:200], "recipient_id": rid, "payload": payload, "status": "pending", "attempts": 0,
+             "available_at": now, "created_at": now}
+            for key, rid, payload in rows[start : start + CHUNK]
+        ]
+        total += len((await s.execute(stmt, values)).all())
     return total
