@@ -537,24 +537,21 @@ class OutboxRepository:
         self.s = session
 
     async def add(self, rows: Iterable[tuple[str, int | None, dict[str, Any]]], now: dt.datetime) -> int:
-        """Queue (dedup_key, recipient_id, payload) rows; a key already queued is skipped, never repeated."""
-        values = [
-            {
-                "dedup_key": key[:200],
-                "recipient_id": rid,
-                "payload": payload,
-                "status": "pending",
-                "attempts": 0,
-                "available_at": now,
-                "created_at": now,
-            }
-            for key, rid, payload in rows
-        ]
-        if not values:
-            return 0
-        stmt = dialect_insert(self.s, OutboxRow).values(values).on_conflict_do_nothing(index_elements=["dedup_key"])
-        res = await self.s.execute(stmt)
-        return int(res.rowcount or 0)
+        """Queue (dedup_key, recipient_id, payload) rows; a key already queued is skipped, never repeated.
+        One cached statement as an executemany: a notice to every principal or a sweep's digests compile
+        once instead of once per batch."""
+        table = OutboxRow.__table__
+        stmt = dialect_insert(self.s, table).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(table.c.id)
+        rows = list(rows)
+        total = 0
+        for start in range(0, len(rows), 2000):
+            values = [
+                {"dedup_key": key[:200], "recipient_id": rid, "payload": payload, "status": "pending", "attempts": 0,
+                 "available_at": now, "created_at": now}
+                for key, rid, payload in rows[start : start + 2000]
+            ]
+            total += len((await self.s.execute(stmt, values)).all())
+        return total
 
 
 def _ledger(r: LedgerRow) -> LedgerEntry:

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from domain.items import OPEN_STATUSES, ItemKind, Status
 from domain.roles import Role
-from storage.models import BranchRow, ItemRow, LeaderUnitRow, OutboxRow, PersonRow, ProgressRow, ReminderRow
-from storage.repositories import dialect_insert
+from storage.models import BranchRow, ItemRow, LeaderUnitRow, PersonRow, ProgressRow, ReminderRow
+from storage.repositories import OutboxRepository, dialect_insert
 
 SWEEP_LOCK = 0x64756261  # "duba": one sweep at a time across PostgreSQL replicas
 CHUNK = 5000  # rows per executemany; the driver batches these further (insertmanyvalues)
@@ -117,16 +117,4 @@ async def audiences(s: AsyncSession) -> Audiences:
 
 
 async def queue_outbox(s: AsyncSession, rows: list[tuple[str, int | None, dict[str, Any]]], now: dt.datetime) -> int:
-    """The digests, as OutboxRepository.add writes them (a key already queued is skipped), but as an
-    executemany of one cached statement rather than a freshly compiled multi-row VALUES per chunk."""
-    table = OutboxRow.__table__
-    stmt = dialect_insert(s, table).on_conflict_do_nothing(index_elements=["dedup_key"]).returning(table.c.id)
-    total = 0
-    for start in range(0, len(rows), CHUNK):
-        values = [
-            {"dedup_key": key[:200], "recipient_id": rid, "payload": payload, "status": "pending", "attempts": 0,
-             "available_at": now, "created_at": now}
-            for key, rid, payload in rows[start : start + CHUNK]
-        ]
-        total += len((await s.execute(stmt, values)).all())
-    return total
+    return await OutboxRepository(s).add(rows, now)
