@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -223,6 +224,9 @@ async def serve_app(settings: Settings, clock: Clock = system_clock) -> web.Appl
 
     async def lifetime(_: web.Application) -> AsyncIterator[None]:
         runtime.start_background()
+        # Everything built so far (modules, SQLAlchemy metadata, caches) lives as long as the process:
+        # moving it out of the collector's generations keeps collections short under load (tail latency).
+        gc.freeze()
         yield
         await runtime.close()
 
