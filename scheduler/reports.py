@@ -20,7 +20,9 @@ log = logging.getLogger("duban.reports")
 
 
 def file_payload(kind: str, filename: str, data: bytes) -> dict[str, Any]:
-    return {"type": "file", "kind": kind, "filename": filename, "data_b64": base64.b64encode(data).decode()}
+    """Attachments go through WeCom's media API whenever the person has a WeCom id (DingTalk gets none)."""
+    return {"type": "file", "kind": kind, "filename": filename, "data_b64": base64.b64encode(data).decode(),
+            "via": "wecom"}
 
 
 def summary_markdown(rows: list[UnitStats], week: str, named: bool, checks: str) -> str:
