@@ -25,6 +25,8 @@ custom-robot webhooks, the 5000-recipients-per-minute work-notification cap, med
 
 from __future__ import annotations
 
+from .clock import ManualClock  # noqa: F401  (re-exported for tests)
+
 import asyncio
 import base64
 import copy
@@ -122,19 +124,6 @@ class OapiError(Exception):
     def __init__(self, errcode: int, errmsg: str, status: int = 200) -> None:
         super().__init__(f"{errcode} {errmsg}")
         self.errcode, self.errmsg, self.status = errcode, errmsg, status
-
-
-class ManualClock:
-    """A clock tests move by hand, so expiry rules are checked without sleeping (same as wecom.py)."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def _need(cond: bool, hint: str) -> None:

@@ -13,6 +13,8 @@ fixtures can check the project's wechatpy-based code instead of sharing its mist
 
 from __future__ import annotations
 
+from .clock import ManualClock  # noqa: F401  (re-exported for tests)
+
 import asyncio
 import base64
 import copy
@@ -102,19 +104,6 @@ class ApiError(Exception):
         super().__init__(f"{errcode} {hint}")
         self.errcode, self.extra = errcode, extra
         self.errmsg = f"{base}, hint: [emulator] {hint}" if hint else base
-
-
-class ManualClock:
-    """A clock tests move by hand, so expiry and pacing rules are checked without sleeping."""
-
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

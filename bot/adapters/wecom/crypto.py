@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 
 from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
@@ -22,6 +23,18 @@ class CallbackRejected(Exception):
         super().__init__(reason)
         self.reason = reason
         self.status = status
+
+
+def _guarded(decrypt: Callable[[], object], what: str) -> str:
+    """wechatpy's two refusals share no base class, and bad base64 or padding raise plain errors."""
+    try:
+        return str(decrypt())
+    except InvalidSignatureException:
+        raise CallbackRejected("bad signature") from None
+    except InvalidCorpIdException:
+        raise CallbackRejected("wrong corp id") from None
+    except Exception:
+        raise CallbackRejected(what, 400) from None
 
 
 def signature(token: str, timestamp: str, nonce: str, encrypt: str) -> str:
@@ -42,25 +55,11 @@ class CallbackCrypto:
 
     def verify_url(self, sig: str, timestamp: str, nonce: str, echostr: str) -> str:
         self._check(sig, timestamp, nonce, echostr)
-        try:
-            return str(self._crypto.check_signature(sig, timestamp, nonce, echostr))
-        except InvalidSignatureException:
-            raise CallbackRejected("bad signature") from None
-        except InvalidCorpIdException:
-            raise CallbackRejected("wrong corp id") from None
-        except Exception:
-            raise CallbackRejected("undecryptable echostr", 400) from None
+        return _guarded(lambda: self._crypto.check_signature(sig, timestamp, nonce, echostr), "undecryptable echostr")
 
     def decrypt(self, sig: str, timestamp: str, nonce: str, encrypt: str) -> str:
         self._check(sig, timestamp, nonce, encrypt)
-        try:
-            return str(self._crypto.decrypt_message({"Encrypt": encrypt}, sig, timestamp, nonce))
-        except InvalidSignatureException:
-            raise CallbackRejected("bad signature") from None
-        except InvalidCorpIdException:
-            raise CallbackRejected("wrong corp id") from None
-        except Exception:
-            raise CallbackRejected("undecryptable message", 400) from None
+        return _guarded(lambda: self._crypto.decrypt_message({"Encrypt": encrypt}, sig, timestamp, nonce), "undecryptable message")
 
     def encrypt_reply(self, xml: str, nonce: str, timestamp: str) -> str:
         return str(self._crypto.encrypt_message(xml, nonce, timestamp))
