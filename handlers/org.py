@@ -107,7 +107,7 @@ async def import_tasks(
     result = ImportResult()
     now = svc.now()
     async with svc.uow(channel) as uow:
-        resolved: list[tuple[TaskSpec, int, list[int], int]] = []
+        drafts: list[Item] = []
         for s in specs:
             try:
                 lead = await uow.units.by_name(s.lead_unit)
@@ -122,25 +122,20 @@ async def import_tasks(
                 leaders = [p for p in await uow.people.by_name(s.leader) if p.has(Role.LEADER)]
                 if len(leaders) != 1:
                     raise ValidationError(f"分管校领导“{s.leader}”{'不存在' if not leaders else '有重名'}。")
-                Item.create(
+                drafts.append(Item.create(
                     code="-", kind=ItemKind.PERIODIC, title=s.task, lead_unit_id=lead.id, deadline=s.deadline,
                     actor=actor, now=now, content=s.key_point, co_unit_ids=co, leader_id=leaders[0].id,
                     category=s.category,
-                )
-                resolved.append((s, lead.id, co, leaders[0].id))
+                ))
             except DomainError as err:
                 result.errors.append((s.line, err.message))
         if result.errors or not commit:
             return result
-        for s, lead_id, co, leader_id in resolved:
-            code = format_code(now.year, await uow.items.next_code_seq(now.year))
-            item = Item.create(
-                code=code, kind=ItemKind.PERIODIC, title=s.task, lead_unit_id=lead_id, deadline=s.deadline,
-                actor=actor, now=now, content=s.key_point, co_unit_ids=co, leader_id=leader_id, category=s.category,
-            )
+        for item in drafts:  # numbered only when every row is valid
+            item.code = format_code(now.year, await uow.items.next_code_seq(now.year))
             events = await uow.save(item)
-            await svc._queue(uow, item, events, actor, now)
-            result.created.append(code)
+            await svc.queue_notices(uow, item, events, actor, now)
+            result.created.append(item.code)
         await uow.commit()
     svc.committed()
     return result

@@ -113,20 +113,15 @@ class Supervision:
             if req.leader:
                 leader_id = (await self._one_person(uow, req.leader, role=Role.LEADER)).id
             handler = await self._one_person(uow, req.handler, lead) if req.handler else None
-            # validate fully before spending a code number
-            Item.create(
+            item = Item.create(
                 code="-", kind=req.kind, title=req.title, lead_unit_id=lead, deadline=req.deadline, actor=actor,
                 now=now, content=req.content, source_title=req.source_title, source_number=req.source_number,
                 co_unit_ids=co, leader_id=leader_id, handler=handler, category=req.category,
             )
-            code = format_code(now.year, await uow.items.next_code_seq(now.year))
-            item = Item.create(
-                code=code, kind=req.kind, title=req.title, lead_unit_id=lead, deadline=req.deadline, actor=actor,
-                now=now, content=req.content, source_title=req.source_title, source_number=req.source_number,
-                co_unit_ids=co, leader_id=leader_id, handler=handler, category=req.category,
-            )
+            # numbered only once it is valid, so a refused item never uses up a code
+            item.code = format_code(now.year, await uow.items.next_code_seq(now.year))
             events = await uow.save(item)
-            await self._queue(uow, item, events, actor, now)
+            await self.queue_notices(uow, item, events, actor, now)
             await uow.commit()
         self.committed()
         log.info("item created", extra={"code": item.code, "kind": item.kind.value, "channel": channel})
@@ -146,7 +141,7 @@ class Supervision:
                         raise NotFound(f"未找到督办事项 {code}。")
                     await op(item, actor, now, uow)
                     events = await uow.save(item)
-                    await self._queue(uow, item, events, actor, now)
+                    await self.queue_notices(uow, item, events, actor, now)
                     await uow.commit()
                 self.committed()
                 log.info("item changed", extra={"code": code, "op": what, "actor": actor.id, "channel": channel})
@@ -185,7 +180,7 @@ class Supervision:
             return [item.leader_id]
         return [p.id for p in await uow.people.leaders_in_charge_of(item.lead_unit_id)]
 
-    async def _queue(self, uow: UnitOfWork, item: Item, events: list[ItemEvent], actor: Person, now: dt.datetime) -> None:
+    async def queue_notices(self, uow: UnitOfWork, item: Item, events: list[ItemEvent], actor: Person, now: dt.datetime) -> None:
         notices = [(i, n) for i, ev in enumerate(events) for n in notices_for(item, ev)]
         if not notices:
             return
